@@ -1,0 +1,29 @@
+"""Latent Lab: navigation and the shared frame (sidebar with device and version)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from backend import __version__
+from ui.registry import HOME, MODELS, available_pages
+
+st.set_page_config(page_title="Latent Lab", page_icon=":material/science:", layout="wide")
+
+
+@st.cache_resource(show_spinner=False)
+def _device_text() -> str:
+    from backend.core.device import device_info
+
+    return device_info()
+
+
+pages = [st.Page(HOME.file, title=HOME.title, icon=HOME.icon, url_path=HOME.url_path, default=True)]
+pages += [st.Page(p.file, title=p.title, icon=p.icon, url_path=p.url_path) for p in available_pages()]
+pages += [st.Page(MODELS.file, title=MODELS.title, icon=MODELS.icon, url_path=MODELS.url_path)]
+nav = st.navigation(pages)
+
+with st.sidebar:
+    st.caption(f"Latent Lab v{__version__}")
+    st.caption(f"Compute: {_device_text()}", help="Set LATENTLAB_DEVICE=cpu|cuda to override.")
+
+nav.run()

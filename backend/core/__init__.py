@@ -1,0 +1,40 @@
+"""Shared machinery every domain uses: device, seeding, checkpoints, progress, cache, uploads."""
+
+from backend.core.cache import cached, clear_cache
+from backend.core.device import configure_threads, device_info, get_device
+from backend.core.progress import Cancelled, Progress, as_progress
+from backend.core.registry import (
+    CHECKPOINT_DIR,
+    RUNS_DIR,
+    CheckpointError,
+    CheckpointInfo,
+    list_checkpoints,
+    load_checkpoint,
+    load_train_state,
+    read_card,
+    save_checkpoint,
+    save_train_state,
+)
+from backend.core.seed import set_seed
+
+__all__ = [
+    "CHECKPOINT_DIR",
+    "RUNS_DIR",
+    "Cancelled",
+    "CheckpointError",
+    "CheckpointInfo",
+    "Progress",
+    "as_progress",
+    "cached",
+    "clear_cache",
+    "configure_threads",
+    "device_info",
+    "get_device",
+    "list_checkpoints",
+    "load_checkpoint",
+    "load_train_state",
+    "read_card",
+    "save_checkpoint",
+    "save_train_state",
+    "set_seed",
+]

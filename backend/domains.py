@@ -1,0 +1,50 @@
+"""The method domains and where their trainers and benchmarks live.
+
+Each domain package may provide `train.py` with `TRAINERS = {name: fn}` where
+`fn(steps=None, device=None, seed=0, resume=False, progress=None) -> card dict` writes its checkpoint
+and model card, and `bench.py` with `run(quick=False) -> list[dict]` (rows for a table).
+A domain that is not built yet is simply absent from the lists.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+DOMAINS = {
+    "slots": "backend.slots",
+    "video": "backend.video",
+    "cells": "backend.cells",
+    "apt": "backend.apt",
+    "causal": "backend.causal",
+    "dci": "backend.disentangle",
+}
+
+
+def _module(domain: str, sub: str):
+    name = f"{DOMAINS[domain]}.{sub}"
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if e.name and (name.startswith(e.name) or e.name.startswith(DOMAINS[domain])):
+            return None
+        raise
+
+
+def trainers() -> dict:
+    """name -> training function, for every built domain, in domain order."""
+    out = {}
+    for d in DOMAINS:
+        m = _module(d, "train")
+        if m is not None:
+            out.update(getattr(m, "TRAINERS", {}))
+    return out
+
+
+def benches() -> dict:
+    """domain -> bench function, for every built domain."""
+    out = {}
+    for d in DOMAINS:
+        m = _module(d, "bench")
+        if m is not None and hasattr(m, "run"):
+            out[d] = m.run
+    return out

@@ -1,0 +1,139 @@
+"""Shared test fixtures: the project root, AppTest page runner, and a live server for browser tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    "--disable-dev-shm-usage", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("LATENTLAB_THREADS", "2")
+
+
+def run_page(page_file: str | None = None, timeout: float = 180, query: dict | None = None):
+    """AppTest: run the entrypoint, then switch to `page_file` (e.g. "pages/slots.py") and run it."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    if page_file:
+        at.switch_page(page_file).run()
+    return at
+
+
+@pytest.fixture
+def app_page():
+    return run_page
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _skip_or_fail(reason: str):
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(reason)
+    print(f"\nSKIPPING browser tests: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def server():
+    """`streamlit run app.py` on a free port, health-checked; yields the base URL."""
+    if not Path(CHROMIUM).exists():
+        _skip_or_fail(f"{CHROMIUM} not found (install Debian's chromium package)")
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        _skip_or_fail("playwright is not installed")
+    port = _free_port()
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = open(ARTIFACTS / "streamlit-server.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
+         "--browser.gatherUsageStats", "false", "--global.developmentMode", "false"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while True:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            raise RuntimeError("streamlit did not become healthy:\n" + (ARTIFACTS / "streamlit-server.log").read_text())
+        time.sleep(0.3)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def browser(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    p = ctx.new_page()
+    yield p
+    ctx.close()
+
+
+def wait_idle(page, timeout: float = 120_000) -> None:
+    """Wait until the app finished its script run (as Streamlit's own e2e tests do)."""
+    page.wait_for_timeout(250)
+    page.wait_for_selector('[data-testid="stApp"][data-test-connection-state="CONNECTED"]', state="attached",
+                           timeout=timeout)
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', state="attached",
+                           timeout=timeout)
+
+
+def open_page(page, base_url: str, url_path: str = "", query: str = "", timeout: float = 180_000):
+    """Open a page, wait until idle, assert no exception element, and save a screenshot."""
+    page.goto(f"{base_url}/{url_path}{query}", timeout=timeout)
+    page.wait_for_selector('[data-testid="stAppViewContainer"]', timeout=timeout)
+    wait_idle(page, timeout)
+    assert page.get_by_test_id("stException").count() == 0, f"exception shown on /{url_path}"
+    return page
+
+
+def screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

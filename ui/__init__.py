@@ -1,0 +1,1 @@
+"""Streamlit-side helpers shared by pages (URL state, progress, errors, page header)."""

@@ -1,0 +1,67 @@
+"""Page furniture shared by every page: header, error display, progress with cancel, downloads."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import streamlit as st
+
+from backend.core.progress import Cancelled, Progress
+
+
+def header(title: str, summary: str, paper: str, link: str, how: str) -> None:
+    """Title, one-sentence summary, the paper (authors, venue, link) and a 'How it works' expander."""
+    st.title(title)
+    st.markdown(summary)
+    st.caption(f"Paper: [{paper}]({link})")
+    with st.expander("How it works"):
+        st.markdown(how)
+
+
+class StreamlitProgress(Progress):
+    """Progress sink drawing an `st.progress` bar; any click (e.g. Cancel) interrupts the run."""
+
+    def __init__(self, bar, text_prefix: str = ""):
+        super().__init__()
+        self.bar, self.prefix = bar, text_prefix
+        self._last = 0.0
+
+    def report(self, step, total, message):
+        now = time.time()
+        if now - self._last > 0.05 or step >= total:
+            self._last = now
+            frac = min(1.0, step / total) if total else 0.0
+            self.bar.progress(frac, text=f"{self.prefix}{message} ({step}/{total})")
+        return None
+
+
+@contextlib.contextmanager
+def running(label: str, cancel_key: str):
+    """Show a status box with a progress bar and a Cancel button; yield a Progress for the backend.
+
+    Clicking Cancel reruns the script, which stops the work at its next progress update (Streamlit
+    interrupts a run at any `st.*` call). A `Cancelled` from the backend is shown as a warning.
+    """
+    st.button("Cancel", key=cancel_key, help="Stop this run; results computed so far are kept.")
+    with st.status(label, expanded=True) as status:
+        bar = st.progress(0.0, text=label)
+        p = StreamlitProgress(bar)
+        try:
+            yield p
+            status.update(label=f"{label}: done", state="complete", expanded=False)
+        except Cancelled:
+            status.update(label=f"{label}: cancelled", state="error")
+            st.warning("Cancelled. The previous results are kept.")
+
+
+def show_error(e: Exception) -> None:
+    st.error(str(e))
+
+
+def was_cancelled(cancel_key: str) -> bool:
+    """True on the rerun caused by clicking the Cancel button rendered by `running`."""
+    if st.session_state.get(cancel_key):
+        st.info("The run was cancelled; earlier results are kept.")
+        return True
+    return False
