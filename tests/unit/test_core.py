@@ -306,3 +306,24 @@ def test_ruff_clean():
     r = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=ROOT, capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stdout[-3000:]
+
+
+# --- media ------------------------------------------------------------------------------------
+def test_media_upscale_png_gif_webm():
+    from PIL import Image
+
+    from backend.core.media import gif_bytes, png_bytes, upscale, webm_bytes
+
+    img = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    big = upscale(img, 4)
+    assert big.shape == (8, 12, 3) and (big[:4, :4] == img[0, 0]).all()
+    assert upscale(np.zeros((5, 2, 3, 3), np.uint8), 2).shape == (5, 4, 6, 3)
+    assert upscale(np.zeros((2, 3), np.uint8), 3).shape == (6, 9)
+    back = np.asarray(Image.open(io.BytesIO(png_bytes(big))))
+    assert np.array_equal(back, big)  # lossless
+    frames = np.zeros((4, 8, 8, 3), np.uint8)
+    frames[:, :, :4] = 255
+    gif = gif_bytes(frames, scale=2)
+    assert gif[:6] == b"GIF89a" and Image.open(io.BytesIO(gif)).n_frames == 4
+    webm = webm_bytes(frames, scale=4)
+    assert webm is None or webm[:4] == b"\x1a\x45\xdf\xa3"
