@@ -322,7 +322,8 @@ def test_media_upscale_png_gif_webm():
     back = np.asarray(Image.open(io.BytesIO(png_bytes(big))))
     assert np.array_equal(back, big)  # lossless
     frames = np.zeros((4, 8, 8, 3), np.uint8)
-    frames[:, :, :4] = 255
+    for i in range(4):
+        frames[i, :, : 2 * (i + 1)] = 255  # distinct frames (identical ones are merged by GIF encoders)
     gif = gif_bytes(frames, scale=2)
     assert gif[:6] == b"GIF89a" and Image.open(io.BytesIO(gif)).n_frames == 4
     webm = webm_bytes(frames, scale=4)
