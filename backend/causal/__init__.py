@@ -1,0 +1,46 @@
+"""Causal page back end: diffusion-based causal representation learning (DCRL-style) and discovery.
+
+Public API (kept stable; checks outside the UI call it):
+
+    make_scm(adjacency, kind="linear", seed=0) -> SCM      # scm.sample(n, seed=..., intervene={j: v})
+    run_pipeline(adjacency, kind, observation, n_pairs, learner, method, max_seconds, seed, progress)
+    shd(true_adjacency, estimated) -> int
+    representation(learner="dcrl", n=2000, seed=1) -> (codes, latents)   # for the Disentanglement page
+
+Method: Mamaghan, Dittadi, Bauer, Johansson, Quinzan, "Diffusion Based Causal Representation Learning",
+Entropy 2024 (arXiv:2311.05421), on the weakly supervised setting of ILCM (Brehmer et al., NeurIPS 2022).
+This is a CPU-sized re-implementation; its numbers are not comparable with the paper's.
+"""
+
+from backend.causal.data import (
+    FACTORS,
+    KINDS,
+    MAX_NODES,
+    OBSERVATIONS,
+    SCM,
+    TEMPLATES,
+    default_adjacency,
+    descendants,
+    make_scm,
+    node_names,
+    observe,
+    render,
+    template,
+    validate_adjacency,
+)
+from backend.causal.metrics import compare_edges, cpdag, dci, edge_scores, mcc, shd, sid
+from backend.causal.pipeline import (
+    LEARNERS,
+    PipelineResult,
+    load_learner,
+    representation,
+    run_pipeline,
+    shipped_available,
+)
+
+__all__ = [
+    "FACTORS", "KINDS", "LEARNERS", "MAX_NODES", "OBSERVATIONS", "SCM", "TEMPLATES", "PipelineResult",
+    "compare_edges", "cpdag", "dci", "default_adjacency", "descendants", "edge_scores", "load_learner",
+    "make_scm", "mcc", "node_names", "observe", "render", "representation", "run_pipeline", "shd",
+    "shipped_available", "sid", "template", "validate_adjacency",
+]

@@ -1,0 +1,214 @@
+"""Unit tests of the Causal page back end: SCM, renderer, metrics, discovery, the shipped learners."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from backend.causal import (
+    cpdag,
+    default_adjacency,
+    descendants,
+    make_scm,
+    mcc,
+    render,
+    run_pipeline,
+    shd,
+    template,
+    validate_adjacency,
+)
+from tests.conftest import ROOT
+
+CHAIN = np.array([[0, 1, 0], [0, 0, 1], [0, 0, 0]])
+COLLIDER = np.array([[0, 0, 1], [0, 0, 1], [0, 0, 0]])
+
+
+# ---------------------------------------------------------------- SCM
+
+
+def test_sampling_is_seeded_and_shaped():
+    scm = make_scm(template("random", 5, seed=3), "linear", seed=0)
+    a, b = scm.sample(100, seed=1), scm.sample(100, seed=1)
+    assert a.shape == (100, 5) and np.array_equal(a, b)
+    assert not np.array_equal(a, scm.sample(100, seed=2))
+
+
+def test_intervention_cuts_incoming_edges():
+    scm = make_scm(CHAIN, "linear", seed=0)
+    z = scm.sample(4000, seed=0, intervene={1: 2.0})
+    assert np.allclose(z[:, 1], 2.0)
+    # Z1 is a cause of Z2 only observationally: after do(Z2) they are uncorrelated
+    assert abs(np.corrcoef(z[:, 0], scm.sample(4000, seed=0, intervene={1: np.linspace(-1, 1, 4000)})[:, 1])[0, 1]) < 0.05
+    obs = scm.sample(4000, seed=0)
+    assert abs(np.corrcoef(obs[:, 0], obs[:, 1])[0, 1]) > 0.3
+    # the child of the intervened node follows its mechanism from the new value
+    assert np.allclose(z[:, 2] - scm.weights[1, 2] * 2.0, obs[:, 2] - scm.weights[1, 2] * obs[:, 1])
+
+
+@pytest.mark.parametrize("kind", ["linear", "nonlinear"])
+def test_pairs_share_noise(kind):
+    a = template("random", 5, seed=3)
+    scm = make_scm(a, kind, seed=0)
+    p = scm.pairs(3000, seed=0)
+    desc = descendants(a)
+    assert set(np.unique(p["target"])) == {-1, 0, 1, 2, 3, 4}
+    none = p["target"] == -1
+    assert np.allclose(p["z"][none], p["z_tilde"][none])
+    for i in range(5):
+        hit = p["target"] == i
+        changed = np.abs(p["z_tilde"][hit] - p["z"][hit]) > 1e-9
+        keep = ~desc[i]
+        keep[i] = False
+        assert not changed[:, keep].any(), "non-descendants must not move"
+        assert changed[:, i].all()
+        # the noise is shared except on the target
+        other = np.arange(5) != i
+        assert np.allclose(p["eps"][hit][:, other], p["eps_tilde"][hit][:, other])
+    # eps_tilde reproduces z_tilde under the observational mechanisms
+    assert np.allclose(scm.solve(p["eps_tilde"]), p["z_tilde"])
+
+
+@pytest.mark.parametrize("bad, msg", [
+    (np.array([[0, 1], [1, 0]]), "cycle"),
+    (np.array([[1, 0], [0, 0]]), "Self-loop"),
+    (np.array([[0]]), "at least 2"),
+    (np.zeros((9, 9), int), "At most 8"),
+    (np.array([[0, 2], [0, 0]]), "only contain 0"),
+    (np.zeros((2, 3)), "square"),
+])
+def test_bad_graphs_raise_clear_errors(bad, msg):
+    with pytest.raises(ValueError, match=msg):
+        validate_adjacency(bad)
+
+
+def test_bad_pipeline_inputs():
+    with pytest.raises(ValueError, match="alpha"):
+        run_pipeline(CHAIN, learner="oracle", alpha=1.5, n_pairs=100)
+    with pytest.raises(ValueError, match="at least 10 pairs"):
+        run_pipeline(CHAIN, learner="oracle", n_pairs=0)
+    with pytest.raises(ValueError, match="cycle"):
+        run_pipeline(np.array([[0, 1], [1, 0]]), n_pairs=10, max_seconds=5)
+    with pytest.raises(ValueError, match="at least 1"):
+        make_scm(CHAIN).sample(0)
+
+
+def test_templates():
+    assert template("chain", 4).sum() == 3 and template("fork", 4)[0].sum() == 3
+    assert template("collider", 4)[:, -1].sum() == 3 and template("diamond", 4).sum() == 4
+    for s in range(5):
+        validate_adjacency(template("random", 8, seed=s))
+    assert default_adjacency().shape == (5, 5)
+
+
+# ---------------------------------------------------------------- renderer
+
+
+def test_each_variable_moves_its_factor():
+    scm = make_scm(np.zeros((8, 8), int), "linear", seed=0)
+    base = np.zeros((1, 8))
+    img0 = render(base, scm.scale)
+    assert img0.shape == (1, 32, 32, 3) and img0.dtype == np.uint8
+    for i in range(8):
+        z = base.copy()
+        z[0, i] = 2.0
+        diff = np.abs(render(z, scm.scale).astype(int) - img0.astype(int))
+        assert diff.max() > 20, f"variable {i} does not change the image"
+    # object x moves the object's centre of mass to the right
+    lo, hi = base.copy(), base.copy()
+    lo[0, 0], hi[0, 0] = -2, 2
+    def cx(img):
+        m = np.abs(img[0].astype(int) - render(np.full((1, 8), 0.0), scm.scale)[0].astype(int)).sum(-1)
+        return (m * np.arange(32)[None]).sum() / max(m.sum(), 1)
+    assert cx(render(hi, scm.scale)) > 16 > cx(render(lo, scm.scale))
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def test_shd_hand_made():
+    t = CHAIN
+    assert shd(t, t) == 0
+    assert shd(t, np.zeros_like(t)) == 2
+    rev = np.array([[0, 0, 0], [1, 0, 1], [0, 0, 0]])  # 1 -> 0, 1 -> 2: one reversal
+    assert shd(t, rev) == 1
+    und = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]])  # undirected chain: two edges differ in marks
+    assert shd(t, und) == 2
+    assert shd(t, np.array([[0, 1, 1], [0, 0, 1], [0, 0, 0]])) == 1  # one extra
+
+
+def test_shd_matches_causallearn_and_gadjid():
+    import gadjid
+    from causallearn.graph.SHD import SHD
+
+    from backend.causal.metrics import to_general_graph as _to_general_graph
+
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        t = template("random", 5, seed=int(rng.integers(1000)))
+        e = template("random", 5, seed=int(rng.integers(1000)))
+        assert shd(t, e) == SHD(_to_general_graph(t), _to_general_graph(e)).get_shd()
+        assert shd(t, e) == gadjid.shd(t.astype(np.int8), e.astype(np.int8))[1]
+
+
+def test_cpdag_of_chain_and_collider():
+    assert np.array_equal(cpdag(CHAIN), np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]]))
+    assert np.array_equal(cpdag(COLLIDER), COLLIDER)
+
+
+def test_mcc_hand_made():
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((1000, 4))
+    codes = z[:, [2, 0, 3, 1]] * np.array([3.0, -1.0, 0.5, 2.0]) + 1
+    m, perm = mcc(codes, z)
+    assert m == pytest.approx(1.0) and list(perm) == [1, 3, 0, 2]
+    q, _ = np.linalg.qr(rng.standard_normal((4, 4)))
+    assert mcc(z @ q, z)[0] < 0.9
+    assert mcc(rng.standard_normal((1000, 4)), z)[0] < 0.15
+
+
+# ---------------------------------------------------------------- pipeline
+
+
+@pytest.mark.parametrize("adj", [CHAIN, COLLIDER], ids=["chain", "collider"])
+def test_oracle_recovers_chain_and_collider(adj):
+    r = run_pipeline(adj, learner="oracle", method="pc", n_pairs=3000, use_interventions=True, with_dci=False)
+    assert r.mcc == pytest.approx(1.0)
+    assert r.shd == 0 and r.oracle_shd == 0
+    r = run_pipeline(adj, learner="oracle", method="ges", n_pairs=3000, with_dci=False)
+    assert r.shd_cpdag == 0  # without interventions, the CPDAG is recovered
+
+
+def test_shipped_learner_mcc_on_fresh_data():
+    from backend.causal import representation
+
+    for learner, floor in (("dcrl", 0.8), ("vae", 0.5)):
+        codes, z = representation(learner, n=1500, seed=123)
+        assert codes.shape == z.shape == (1500, 5)
+        assert mcc(codes, z)[0] > floor, learner
+    codes, z = representation("oracle", n=10, seed=0)
+    assert np.array_equal(codes, z)
+
+
+@pytest.mark.slow
+def test_default_pipeline_with_shipped_learner():
+    r = run_pipeline(None, learner="dcrl", n_pairs=2000, use_interventions=True, with_dci=False)
+    assert r.shipped and r.estimated.shape == (5, 5)
+    assert r.mcc > 0.8 and r.shd <= r.oracle_shd + 3
+
+
+@pytest.mark.slow
+def test_in_app_training_runs_briefly_and_can_be_cancelled():
+    from backend.core import Cancelled
+
+    r = run_pipeline(CHAIN, learner="vae", n_pairs=200, max_seconds=3, with_dci=False)
+    assert r.estimated.shape == (3, 3) and not r.shipped and 0 <= r.mcc <= 1
+    with pytest.raises(Cancelled):
+        run_pipeline(COLLIDER, learner="dcrl", n_pairs=200, max_seconds=30, progress=lambda *a: True)
+
+
+def test_backend_does_not_import_streamlit():
+    code = "import sys; import backend.causal; assert 'streamlit' not in sys.modules; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
