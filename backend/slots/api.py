@@ -1,0 +1,211 @@
+"""Public face of the slots domain: load a trained model, segment images, match slots to objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from backend.core import cached, get_device, load_checkpoint
+from backend.core.cache import LockedModel
+
+CHECKPOINTS = {"sprites": "slots-sprites", "textured": "slots-textured"}
+MAX_SLOTS = 10
+MAX_ITERS = 10
+
+
+@dataclass
+class Segmentation:
+    masks: np.ndarray  # float32 (N,K,H,W), sums to 1 over K, at the input size
+    recon: np.ndarray  # uint8 (N,H,W,3)
+    slot_recons: np.ndarray  # uint8 (N,K,H,W,3): each slot's RGB times its mask
+    slots: np.ndarray  # float32 (N,K,D)
+    attn: np.ndarray  # float32 (N,K,H,W): the last iteration's attention (softmax over slots)
+    slot_rgbs: np.ndarray  # uint8 (N,K,H,W,3): each slot's RGB before masking
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Hard segmentation (N,H,W): argmax over slots."""
+        return self.masks.argmax(1)
+
+
+def to_model_input(images, resolution: int) -> np.ndarray:
+    """uint8 (N,H,W,3) / (H,W,3) of any size -> uint8 (N,R,R,3) by area resampling."""
+    import cv2
+
+    a = np.asarray(images)
+    if a.ndim == 3:
+        a = a[None]
+    if a.ndim != 4 or a.shape[-1] != 3:
+        raise ValueError(f"Images must be RGB arrays (N,H,W,3); got shape {a.shape}.")
+    if a.shape[1] < 1 or a.shape[2] < 1:
+        raise ValueError("Images must be at least 1×1 pixel.")
+    if a.dtype != np.uint8:
+        a = np.clip(a, 0, 255).astype(np.uint8)
+    if a.shape[1:3] == (resolution, resolution):
+        return a
+    out = np.empty((len(a), resolution, resolution, 3), np.uint8)
+    for i, im in enumerate(a):
+        shrink = im.shape[0] > resolution or im.shape[1] > resolution
+        interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+        out[i] = cv2.resize(im, (resolution, resolution), interpolation=interp)
+    return out
+
+
+def _resize_stack(x: np.ndarray, h: int, w: int, nearest: bool) -> np.ndarray:
+    """Resize (..., r, r[, C]) float/uint8 maps to (..., h, w[, C]) with OpenCV."""
+    import cv2
+
+    lead = x.shape[:2]
+    r = x.shape[2]
+    interp = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
+    flat = x.reshape(-1, r, r, *x.shape[4:])
+    out = np.stack([cv2.resize(m, (w, h), interpolation=interp) for m in flat])
+    return out.reshape(*lead, h, w, *x.shape[4:])
+
+
+class SlotModel(LockedModel):
+    """A trained Slot Attention autoencoder with a numpy-in, numpy-out `segment`."""
+
+    def __init__(self, net, device, name: str = "", card: dict | None = None):
+        super().__init__()
+        self.net, self.device, self.name, self.card = net.eval(), device, name, card or {}
+
+    @property
+    def resolution(self) -> int:
+        return self.net.resolution
+
+    @property
+    def num_slots(self) -> int:
+        return int(self.net.config["num_slots"])
+
+    @property
+    def iters(self) -> int:
+        return int(self.net.config["iters"])
+
+    def segment(self, images, num_slots: int | None = None, iters: int | None = None, seed: int = 0,
+                batch_size: int = 128) -> Segmentation:
+        """Segment uint8 RGB images of any size; outputs come back at the input H×W.
+
+        `num_slots` and `iters` may differ from training (Slot Attention allows both at test time).
+        The slot initialisation noise is drawn from `seed`, so the same call gives the same answer.
+        """
+        import torch
+
+        a = np.asarray(images)
+        if a.ndim == 3:
+            a = a[None]
+        if a.ndim != 4 or a.shape[-1] != 3:
+            raise ValueError(f"Images must be RGB arrays (N,H,W,3); got shape {a.shape}.")
+        k = int(num_slots or self.num_slots)
+        it = int(iters or self.iters)
+        if not 1 <= k <= MAX_SLOTS:
+            raise ValueError(f"The number of slots must be between 1 and {MAX_SLOTS}; got {k}.")
+        if not 1 <= it <= MAX_ITERS:
+            raise ValueError(f"The number of iterations must be between 1 and {MAX_ITERS}; got {it}.")
+        h, w = a.shape[1:3]
+        r = self.resolution
+        x = to_model_input(a, r)
+        outs = {"masks": [], "recon": [], "rgbs": [], "slots": [], "attn": []}
+        with self.lock, torch.inference_mode():
+            gen = torch.Generator(device="cpu").manual_seed(int(seed))
+            for s in range(0, len(x), batch_size):
+                xb = torch.from_numpy(x[s:s + batch_size]).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+                noise = torch.randn(len(xb), k, self.net.config["slot_dim"], generator=gen)
+                o = self.net(xb.to(self.device), num_slots=k, iters=it, noise=noise.to(self.device))
+                for key in outs:
+                    outs[key].append(o[key].float().cpu().numpy())
+        masks = np.concatenate(outs["masks"]).astype(np.float32)
+        recon = np.concatenate(outs["recon"]).transpose(0, 2, 3, 1)
+        rgbs = np.concatenate(outs["rgbs"]).transpose(0, 1, 3, 4, 2)
+        attn = np.concatenate(outs["attn"]).astype(np.float32)
+        slots = np.concatenate(outs["slots"]).astype(np.float32)
+        if (h, w) != (r, r):
+            masks = _resize_stack(masks, h, w, nearest=False)
+            masks = np.clip(masks, 0, None)
+            masks /= np.maximum(masks.sum(1, keepdims=True), 1e-8)
+            attn = _resize_stack(attn, h, w, nearest=False)
+            recon = _resize_stack(recon[:, None], h, w, nearest=False)[:, 0]
+            rgbs = _resize_stack(rgbs, h, w, nearest=False)
+        to8 = lambda t: np.clip(np.rint((t + 1) * 127.5), 0, 255).astype(np.uint8)  # noqa: E731
+        slot_recons = to8(rgbs * masks[..., None] + (masks[..., None] - 1))  # masked, black elsewhere
+        return Segmentation(masks=masks.astype(np.float32), recon=to8(recon), slot_recons=slot_recons,
+                            slots=slots, attn=attn.astype(np.float32), slot_rgbs=to8(rgbs))
+
+
+def build_model(payload: dict, device=None, name: str = "", card: dict | None = None) -> SlotModel:
+    from backend.slots.model import SlotAttentionAE
+
+    dev = get_device(device)
+    net = SlotAttentionAE(payload["config"])
+    net.load_state_dict(payload["state_dict"])
+    return SlotModel(net.to(dev), dev, name, card)
+
+
+@cached
+def load_model(variant: str = "sprites", device: str | None = None, untrained: bool = False) -> SlotModel:
+    """The shipped model for `variant` ("sprites" or "textured"), loaded once per process.
+
+    `untrained=True` gives the same architecture with its seeded initial weights (a probe baseline).
+    """
+    from backend.slots.model import SlotAttentionAE
+
+    if variant not in CHECKPOINTS:
+        raise ValueError(f"Unknown variant {variant!r}; choose one of {', '.join(CHECKPOINTS)}.")
+    payload, card = load_checkpoint(CHECKPOINTS[variant])
+    if untrained:
+        import torch
+
+        torch.manual_seed(int(card.get("seed", 0)))
+        payload = {"config": payload["config"], "state_dict": SlotAttentionAE(payload["config"]).state_dict()}
+    return build_model(payload, device, CHECKPOINTS[variant] + (" (untrained)" if untrained else ""), card)
+
+
+@dataclass
+class SceneReport:
+    images: np.ndarray  # uint8 (N,R,R,3)
+    labels: np.ndarray  # int (N,R,R) ground truth
+    objects: list  # per scene, list of object dicts
+    seg: Segmentation
+    fg_ari: np.ndarray  # (N,) per image
+    miou: np.ndarray  # (N,) per image
+
+
+def segment_scenes(variant: str = "sprites", n: int = 16, seed: int = 0, num_slots: int | None = None,
+                   iters: int | None = None, model_variant: str | None = None) -> SceneReport:
+    """Generate `n` scenes, segment them with the shipped model and score each one."""
+    from backend.slots.data import make_scenes
+    from backend.slots.metrics import ari_per_image, miou_per_image
+
+    n = int(n)
+    if not 1 <= n <= 256:
+        raise ValueError(f"Ask for 1 to 256 scenes; got {n}.")
+    model = load_model(model_variant or variant)
+    imgs, labels, objs = make_scenes(n, seed=int(seed), variant=variant, res=model.resolution)
+    seg = model.segment(imgs, num_slots=num_slots, iters=iters, seed=0)
+    return SceneReport(imgs, labels, objs, seg, ari_per_image(labels, seg.masks, True), miou_per_image(labels, seg.masks))
+
+
+def dataset_metrics(variant: str = "sprites", n: int = 100, seed: int = 10_000, progress=None) -> dict:
+    """Per-image FG-ARI, mIoU, MSE of the model and of the k-means baseline on the same `n` scenes."""
+    from backend.core import as_progress
+    from backend.slots.data import make_scenes
+    from backend.slots.metrics import ari_per_image, kmeans_segment, miou_per_image
+
+    p = as_progress(progress)
+    model = load_model(variant)
+    imgs, labels, _ = make_scenes(int(n), seed=int(seed), variant=variant, res=model.resolution)
+    p.update(0, n + 1, "segmenting with Slot Attention")
+    seg = model.segment(imgs, seed=0)
+    km = np.zeros(labels.shape, np.int64)
+    for i in range(0, n, 8):
+        p.update(i + 1, n + 1, "k-means baseline")
+        km[i:i + 8] = kmeans_segment(imgs[i:i + 8], k=model.num_slots)
+    p.update(n + 1, n + 1, "done")
+    mse = (((seg.recon.astype(np.float32) - imgs.astype(np.float32)) / 255.0) ** 2).mean(axis=(1, 2, 3))
+    return {
+        "model": {"fg_ari": ari_per_image(labels, seg.masks, True), "miou": miou_per_image(labels, seg.masks),
+                  "mse": mse},
+        "kmeans": {"fg_ari": ari_per_image(labels, km, True), "miou": miou_per_image(labels, km)},
+        "n": int(n), "seed": int(seed),
+    }

@@ -1,0 +1,85 @@
+"""AppTest of the Slots page: default gallery, detail sliders, sorting, URL state, metrics, probe, uploads."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from tests.conftest import run_page
+
+PAGE = "pages/slots.py"
+
+
+def _png(arr: np.ndarray, mode: str | None = None) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    im = Image.fromarray(arr)
+    assert mode is None or im.mode == mode, (im.mode, mode)
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_default_view_gallery_detail_metrics_probe():
+    at = run_page(PAGE)
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "Slots"
+    labels = [m.label for m in at.metric]
+    assert "FG-ARI, these 16 scenes" in labels and "FG-ARI, 1,000 held-out (card)" in labels
+    imgs = at.get("image")
+    assert len(imgs) >= 16 + 4  # gallery tiles + detail images
+    caps = [c for im in imgs for c in im.captions]
+    assert sum("FG-ARI" in c for c in caps) == 16 and "reconstruction" in caps and "ground truth" in caps
+    assert len(at.tabs) == 5
+    assert at.dataframe and at.get("plotly_chart")  # metrics table, probe-vs-FG-ARI plot
+    assert len(at.get("download_button")) >= 3
+    assert not at.error
+
+
+def test_sliders_sort_scene_and_url_state():
+    at = run_page(PAGE, query={"variant": "textured", "seed": "7", "n": "8", "slots": "6", "iters": "4"})
+    assert not at.exception
+    assert at.session_state["slots.variant"] == "textured" and at.session_state["slots.n"] == 8
+    assert "FG-ARI, these 8 scenes" in [m.label for m in at.metric]
+    at.selectbox(key="slots.sort").set_value("worst FG-ARI first").run()
+    at.number_input(key="slots.scene").set_value(3).run()
+    assert not at.exception
+    caps = [c for im in at.get("image") for c in im.captions]
+    assert any(c.startswith("slot 5 mask") for c in caps)  # 6 slots at inference
+    assert [c for c in caps if "FG-ARI" in c][0].startswith("scene ")
+    at.slider(key="slots.slots").set_value(3).run()
+    at.slider(key="slots.iters").set_value(1).run()
+    assert not at.exception and not at.error
+    assert at.query_params["slots"] == ["3"] or at.query_params["slots"] == "3"
+
+
+def test_histograms_toggle():
+    at = run_page(PAGE)
+    at.toggle(key="slots.hist_on").set_value(True).run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) >= 4  # three histograms + the probe plot
+
+
+def test_uploads_good_converted_and_bad():
+    from backend.slots import make_scenes
+
+    at = run_page(PAGE)
+    up = at.file_uploader(key="slots.upload")
+    img = make_scenes(1, seed=5)[0][0]
+    big = np.kron(img, np.ones((5, 3, 1), np.uint8))  # 160x96, non-square
+    up.set_value(("scene.png", _png(big), "image/png")).run()
+    assert not at.exception and not at.error
+    assert "your image (96×160)" in [c for im in at.get("image") for c in im.captions]
+    # grayscale, RGBA and 16-bit are converted
+    for arr, mode in [(big[..., 0], "L"), (np.dstack([big, np.full(big.shape[:2], 200, np.uint8)]), "RGBA"),
+                      ((big[..., 0].astype(np.uint16) * 257), "I;16")]:
+        at.file_uploader(key="slots.upload").set_value(("x.png", _png(arr, mode), "image/png")).run()
+        assert not at.exception and not at.error, mode
+    # not an image, truncated PNG, 1x1 pixel: a clear message, the page keeps working
+    for data, words in [(b"hello, not an image" * 10, "could not be read"), (_png(big)[:200], "could not be read"),
+                        (_png(np.zeros((1, 1, 3), np.uint8)), "at least")]:
+        at.file_uploader(key="slots.upload").set_value(("bad.png", data, "image/png")).run()
+        assert not at.exception
+        assert at.error and words in at.error[0].value, [e.value for e in at.error]
+    assert at.metric  # the rest of the page still renders

@@ -1,0 +1,232 @@
+"""Unit tests of the slots domain: scene generator, metrics, the shipped models and the trainer."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from backend.slots import (
+    fg_ari,
+    kmeans_segment,
+    load_model,
+    make_scenes,
+    matched_slots,
+    miou,
+    miou_per_image,
+)
+from backend.slots.data import EVAL_SEED, SUPER, TRAIN_SEED_BASE, _shape_mask
+from tests.conftest import ROOT
+
+# ---------------------------------------------------------------- generator
+
+
+def test_scenes_shapes_types_and_ranges():
+    imgs, labels, objects = make_scenes(12, seed=5, variant="sprites")
+    assert imgs.shape == (12, 32, 32, 3) and imgs.dtype == np.uint8
+    assert labels.shape == (12, 32, 32) and np.issubdtype(labels.dtype, np.integer)
+    assert len(objects) == 12
+    for lab, objs in zip(labels, objects):
+        assert 2 <= len(objs) <= 4
+        assert set(np.unique(lab)) <= set(range(len(objs) + 1))
+        for o in objs:
+            assert 0.2 <= o["size"] <= 0.4 and 0 <= o["x"] <= 1 and 0 <= o["y"] <= 1
+            assert o["shape"] in ("square", "circle", "triangle", "heart") and o["visible"]
+
+
+def test_scenes_reproducible_and_seed_dependent():
+    a = make_scenes(4, seed=11, variant="textured")
+    b = make_scenes(4, seed=11, variant="textured")
+    c = make_scenes(4, seed=12, variant="textured")
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
+    assert not np.array_equal(a[0], c[0])
+    # scene i depends only on (seed, i): a window of a longer draw is the same scenes
+    d = make_scenes(2, seed=11, variant="textured", start=2)
+    assert np.array_equal(a[0][2:], d[0])
+
+
+def test_label_map_is_exact_z_order_paint():
+    """Re-paint every object's mask in order and sample at the label grid: must equal the labels."""
+    imgs, labels, objects = make_scenes(6, seed=21, variant="sprites")
+    hr = 32 * SUPER
+    for lab, objs in zip(labels, objects):
+        ref = np.zeros((hr, hr), np.int64)
+        for i, o in enumerate(objs, 1):
+            ref[_shape_mask(o["shape"], o["x"], o["y"], o["size"], hr)] = i
+        assert np.array_equal(ref[SUPER // 2::SUPER, SUPER // 2::SUPER], lab)
+
+
+def test_pixels_fully_inside_an_object_have_its_colour():
+    """Anti-aliasing only blends at edges: a pixel whose 4x4 sub-pixels all belong to object i is its colour."""
+    imgs, labels, objects = make_scenes(6, seed=8, variant="sprites")
+    hr = 32 * SUPER
+    for img, lab, objs in zip(imgs, labels, objects):
+        ref = np.zeros((hr, hr), np.int64)
+        for i, o in enumerate(objs, 1):
+            ref[_shape_mask(o["shape"], o["x"], o["y"], o["size"], hr)] = i
+        blocks = ref.reshape(32, SUPER, 32, SUPER).transpose(0, 2, 1, 3).reshape(32, 32, -1)
+        pure = (blocks == blocks[..., :1]).all(-1)
+        for i, o in enumerate(objs, 1):
+            sel = pure & (blocks[..., 0] == i)
+            assert sel.any() and (lab[sel] == i).all()
+            assert np.abs(img[sel].astype(float) - np.array(o["rgb"]) * 255).max() <= 1.0
+
+
+def test_bad_variant_and_sizes_raise():
+    with pytest.raises(ValueError, match="variant"):
+        make_scenes(2, variant="clevr")
+    with pytest.raises(ValueError, match="Resolution"):
+        make_scenes(2, res=4)
+
+
+def test_training_seeds_never_overlap_held_out():
+    assert TRAIN_SEED_BASE > EVAL_SEED + 100_000
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def _onehot(pred, k):
+    return np.moveaxis(np.eye(k)[pred], -1, 1)
+
+
+def test_fg_ari_matches_sklearn_on_foreground():
+    from sklearn.metrics import adjusted_rand_score
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, (5, 16, 16))
+    pred = rng.integers(0, 5, (5, 16, 16))
+    # make predictions correlate with truth in part of the images
+    pred[:, :8] = labels[:, :8]
+    ref = np.mean([adjusted_rand_score(t[t > 0], p[t > 0]) for t, p in zip(labels, pred)])
+    assert fg_ari(labels, _onehot(pred, 5)) == pytest.approx(ref, abs=1e-9)
+
+
+def test_fg_ari_hand_cases():
+    t = np.zeros((1, 4, 4), int)
+    t[0, :2, :2] = 1
+    t[0, 2:, 2:] = 2
+    perfect = t.copy()
+    permuted = np.where(t == 1, 3, np.where(t == 2, 0, 1))  # different ids, same grouping of foreground
+    merged = np.where(t > 0, 1, 0)  # both objects in one slot
+    assert fg_ari(t, _onehot(perfect, 4)) == pytest.approx(1.0)
+    assert fg_ari(t, _onehot(permuted, 4)) == pytest.approx(1.0)
+    assert fg_ari(t, _onehot(merged, 4)) == pytest.approx(0.0)
+    # background pixels do not count: background split anyhow, still perfect
+    noisy_bg = perfect.copy()
+    noisy_bg[0, 0, 3] = 3
+    noisy_bg[0, 3, 0] = 1
+    assert fg_ari(t, _onehot(noisy_bg, 4)) == pytest.approx(1.0)
+
+
+def test_miou_hand_cases():
+    t = np.zeros((1, 4, 4), int)
+    t[0, :2, :] = 1  # object 1: top half (8 px); background: bottom half (8 px)
+    assert miou(t, _onehot(t, 3)) == pytest.approx(1.0)
+    # prediction splits the object into two slots of 4 px: matched IoU 0.5 (obj) + 1 (bg); 3 segments
+    p = t.copy()
+    p[0, :2, 2:] = 2
+    assert miou_per_image(t, _onehot(p, 3))[0] == pytest.approx((0.5 + 1.0) / 3)
+    # swapping slot ids changes nothing
+    assert miou(t, _onehot(1 - t, 3)) == pytest.approx(1.0)
+
+
+def test_kmeans_baseline_separates_flat_objects():
+    imgs, labels, _ = make_scenes(6, seed=3, variant="sprites")
+    km = kmeans_segment(imgs, k=5)
+    assert km.shape == labels.shape
+    assert fg_ari(labels, km) > 0.5
+
+
+# ---------------------------------------------------------------- shipped models
+
+
+@pytest.fixture(scope="module")
+def sprites_model():
+    return load_model("sprites")
+
+
+def test_segment_shapes_and_mask_sums(sprites_model):
+    m = sprites_model
+    imgs, labels, _ = make_scenes(5, seed=99, variant="sprites")
+    out = m.segment(imgs, seed=0)
+    k, r = m.num_slots, m.resolution
+    assert out.masks.shape == (5, k, r, r) and out.masks.dtype == np.float32
+    assert np.allclose(out.masks.sum(1), 1, atol=1e-4)
+    assert out.recon.shape == (5, r, r, 3) and out.recon.dtype == np.uint8
+    assert out.slot_recons.shape == (5, k, r, r, 3) and out.slots.shape[:2] == (5, k)
+    # any input size; outputs at the input size
+    big = m.segment(np.zeros((2, 77, 50, 3), np.uint8), seed=0)
+    assert big.masks.shape == (2, k, 77, 50) and np.allclose(big.masks.sum(1), 1, atol=1e-4)
+    assert big.recon.shape == (2, 77, 50, 3)
+    # test-time slots and iterations
+    more = m.segment(imgs[:2], num_slots=7, iters=5, seed=0)
+    assert more.masks.shape == (2, 7, r, r)
+    # same seed, same answer
+    again = m.segment(imgs, seed=0)
+    assert np.array_equal(again.masks, out.masks)
+    with pytest.raises(ValueError, match="slots"):
+        m.segment(imgs, num_slots=0)
+    with pytest.raises(ValueError, match="RGB"):
+        m.segment(np.zeros((4, 4)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["sprites", "textured"])
+def test_shipped_model_beats_kmeans_on_fresh_scenes(variant):
+    m = load_model(variant)
+    imgs, labels, _ = make_scenes(48, seed=777, variant=variant)
+    ours = fg_ari(labels, m.segment(imgs, seed=0).masks)
+    km = fg_ari(labels, kmeans_segment(imgs, k=m.num_slots))
+    assert ours > km, (ours, km)
+
+
+def test_cards_report_held_out_metrics():
+    from backend.core import read_card
+
+    for name in ("slots-sprites", "slots-textured"):
+        card = read_card(name)
+        assert card["n_eval"] == 1000
+        assert {"fg_ari", "miou", "mse", "ari"} <= set(card["metrics"])
+        assert card["headline"]["value"] == pytest.approx(card["metrics"]["fg_ari"], abs=1e-3)
+        assert card["headline"]["baseline"] == pytest.approx(card["baselines"]["kmeans_fg_ari"], abs=1e-3)
+        assert card["command"].startswith(f"python -m backend.train {name} --steps ")
+        assert len(card["snapshots"]) >= 3 and card["snapshots"][0]["step"] == 0
+
+
+def test_matched_slots_contract(sprites_model):
+    codes, factors, names, discrete = matched_slots("sprites", n=20, seed=10_000, model=sprites_model)
+    assert codes.dtype == np.float32 and codes.ndim == 2 and codes.shape[1] == sprites_model.net.config["slot_dim"]
+    assert factors.shape == (len(codes), len(names)) and discrete.dtype == bool and len(discrete) == len(names)
+    assert 40 <= len(codes) <= 80  # 2-4 visible objects per scene
+    assert names[:2] == ["shape", "color"] and discrete[:2].all() and not discrete[2:].any()
+
+
+# ---------------------------------------------------------------- trainer and boundaries
+
+
+@pytest.mark.slow
+def test_trainer_runs_end_to_end_on_tiny_data(tmp_path, monkeypatch):
+    """A few steps of the real trainer on a tiny model: card keys, snapshots, and the loss falls."""
+    monkeypatch.setenv("LATENTLAB_RUNS", str(tmp_path))
+    import backend.core.registry as reg
+
+    monkeypatch.setattr(reg, "RUNS_DIR", tmp_path)
+    from backend.slots.train import _train
+
+    tiny = {"resolution": 16, "enc_ch": 8, "enc_layers": 2, "slot_dim": 16, "mlp_hidden": 16, "dec_ch": 8,
+            "dec_init": 8, "num_slots": 3}
+    card = _train("slots-sprites", steps=6, pool=16, n_val=6, n_test=8, config=tiny, write=False,
+                  train_config={"eval_every": 3, "save_every": 3, "warmup": 2, "batch_size": 4}, n_probe=(30, 20))
+    assert card["steps"] == 6 and [s["step"] for s in card["snapshots"]] == [0, 3, 6]
+    assert card["snapshots"][-1]["val_mse"] < card["snapshots"][0]["val_mse"]
+    assert {"fg_ari", "miou", "mse"} <= set(card["metrics"]) and "kmeans_fg_ari" in card["baselines"]
+    assert (tmp_path / "slots-sprites" / "state.pt").exists()
+
+
+def test_backend_does_not_import_streamlit():
+    code = "import sys, backend.slots, backend.slots.train, backend.slots.bench; print('streamlit' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
