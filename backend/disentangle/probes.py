@@ -310,11 +310,12 @@ def _mlp_fit(Xtr, Xte, t: Targets, caps, seed, tick, dev):
         g = torch.Generator(device="cpu").manual_seed(seed * 1000 + c)
         dims = [L, out] if w == 0 else [L, w, w, out]
         params = []
-        for a, b in zip(dims, dims[1:]):
-            W = (torch.randn(K, a, b, generator=g) * (2.0 / a) ** 0.5).to(dev).requires_grad_()
+        for i, (a, b) in enumerate(zip(dims, dims[1:])):
+            scale = (2.0 / a) ** 0.5 if i < len(dims) - 2 else 0.1 / a**0.5  # He init; a small output layer
+            W = (torch.randn(K, a, b, generator=g) * scale).to(dev).requires_grad_()
             params.append((W, torch.zeros(K, b, device=dev, requires_grad=True)))
-        opt = torch.optim.Adam([p for pair in params for p in pair], lr=1e-2)
-        sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(0.6 * MLP_STEPS), int(0.85 * MLP_STEPS)], 0.1)
+        opt = torch.optim.Adam([p for pair in params for p in pair], lr=3e-2)
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(0.7 * MLP_STEPS), int(0.9 * MLP_STEPS)], 0.1)
         for _ in range(MLP_STEPS):
             opt.zero_grad()
             objective(forward(params, xtr), ytr_n).backward()
