@@ -121,9 +121,9 @@ if upload is not None:
 
 # --- controls ------------------------------------------------------------------------------------------
 s["sources"] = [k for k in s["sources"] if k in sources]
-c1, c2, c3, c4, c5 = st.columns([4, 2, 1.3, 1, 1])
-c1.multiselect("Representations", list(sources), key=s.key("sources"), format_func=lambda k: sources.get(k, k),
+st.multiselect("Representations", list(sources), key=s.key("sources"), format_func=lambda k: sources.get(k, k),
                help="Toy codes show what each score means; Causal/Slots come from those pages' models.")
+c2, c3, c4, c5 = st.columns([2, 1.5, 1, 1])
 c2.selectbox("Probe", list(PROBES), key=s.key("probe"), format_func=PROBES.get,
              help="Random forest: DCI-ES's tree probe (fast, blind to monotone transforms). "
                   "Lasso + random features and the MLP show how much capacity a factor needs.")
@@ -200,7 +200,7 @@ with left:
     imp = pd.DataFrame(r.importance, index=r.code_names, columns=r.factor_names)
     fig = px.imshow(imp, color_continuous_scale="Blues", aspect="auto", text_auto=".2f",
                     labels={"x": "factor", "y": "code", "color": "importance"})
-    fig.update_layout(title=f"Importance matrix R (codes × factors), D = {r.D:.2f}, C = {r.C:.2f}",
+    fig.update_layout(title=f"Importance matrix R: D = {r.D:.2f}, C = {r.C:.2f}",
                       height=max(320, 40 * len(r.code_names) + 140), margin={"t": 60, "b": 10})
     st.plotly_chart(fig, width="stretch", key=f"{PAGE}.heatmap")
 with right:
@@ -227,7 +227,8 @@ st.dataframe(table, hide_index=True, width="stretch",
                             "E_strict": st.column_config.NumberColumn(
                                 help="E with the area above zero loss: a flat but poor curve scores low")})
 long = table.melt(id_vars="representation", value_vars=["D", "C", "I", "E", "S"], var_name="score")
-fig = px.bar(long, x="score", y="value", color="representation", barmode="group", range_y=[-1, 1.05])
+fig = px.bar(long, x="score", y="value", color="representation", barmode="group",
+             range_y=[min(0.0, float(long["value"].min())) - 0.05, 1.05])
 fig.update_layout(height=360, margin={"t": 20, "b": 10}, legend_title_text="")
 st.plotly_chart(fig, width="stretch", key=f"{PAGE}.bars")
 st.caption("Read E next to I: E measures how little capacity reaches the curve's own best loss, so a code that "
