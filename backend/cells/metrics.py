@@ -1,0 +1,356 @@
+"""Metrics for generated single cells, following CFGen's evaluation code (theislab/CFGen, cfgen/eval/):
+a PCA space fit on real held-out cells (normalize_total 1e4, log1p, 30 PCs; generated cells are projected
+with the *real* mean and components), per-cell-type 2-Wasserstein (exact OT, uniform weights), RBF-MMD
+(biased MMD^2 with a sum of RBF kernels, sigma in {0.01, 0.1, 1, 10, 100}) and a 5-NN real-vs-generated
+macro-F1 (leave-one-out on the pooled cells; ~0.5 = indistinguishable),
+averaged over types. Plus the per-gene negative-binomial baseline, count-realism statistics, a rare-type
+augmentation experiment and a simple top-genes test for selections.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from backend.cells.data import log_normalize
+from backend.cells.threads import one_thread
+
+SIGMAS = (0.01, 0.1, 1.0, 10.0, 100.0)
+
+
+# --- distances on point clouds ---------------------------------------------------------------------
+
+
+def _sqdist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.maximum(d, 0.0)
+
+
+def rbf_mmd(x: np.ndarray, y: np.ndarray, sigmas=SIGMAS) -> float:
+    """Biased MMD^2 with the kernel sum_s exp(-|a-b|^2 / (2 s^2)) (CFGen's mix_rbf_mmd2); 0 for identical sets."""
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64)
+    dxx, dyy, dxy = _sqdist(x, x), _sqdist(y, y), _sqdist(x, y)
+    total = 0.0
+    for s in sigmas:
+        g = 1.0 / (2.0 * s * s)
+        total += np.exp(-g * dxx).mean() + np.exp(-g * dyy).mean() - 2.0 * np.exp(-g * dxy).mean()
+    return float(max(total, 0.0))
+
+
+def wasserstein2(x: np.ndarray, y: np.ndarray, max_lp: int = 250_000, seed: int = 0) -> float:
+    """Exact 2-Wasserstein distance between two empirical sets with uniform weights.
+
+    Equal sizes: an assignment problem (scipy's linear_sum_assignment). Unequal sizes: the transport LP
+    (HiGHS) when n*m <= max_lp, otherwise both sets are subsampled to the smaller size.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64)
+    n, m = len(x), len(y)
+    if n == 0 or m == 0:
+        return float("nan")
+    if n != m and n * m > max_lp:
+        rng = np.random.default_rng(seed)
+        k = min(n, m)
+        x = x[rng.choice(n, k, replace=False)] if n > k else x
+        y = y[rng.choice(m, k, replace=False)] if m > k else y
+        n = m = k
+    c = _sqdist(x, y)
+    if n == m:
+        r, col = linear_sum_assignment(c)
+        return float(np.sqrt(c[r, col].mean()))
+    from scipy.optimize import linprog
+    from scipy.sparse import coo_matrix, vstack
+
+    rows_a = coo_matrix((np.ones(n * m), (np.repeat(np.arange(n), m), np.arange(n * m))), shape=(n, n * m))
+    rows_b = coo_matrix((np.ones(n * m), (np.tile(np.arange(m), n), np.arange(n * m))), shape=(m, n * m))
+    a_eq = vstack([rows_a, rows_b]).tocsr()
+    b_eq = np.concatenate([np.full(n, 1.0 / n), np.full(m, 1.0 / m)])
+    res = linprog(c.ravel(), A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
+    return float(np.sqrt(max(res.fun, 0.0)))
+
+
+def knn_f1(x_real: np.ndarray, x_gen: np.ndarray, k: int = 5) -> float:
+    """Macro-F1 of a leave-one-out k-NN real-vs-generated classifier on the pooled cells (~0.5 = indistinguishable).
+
+    CFGen's `compute_knn_real_fake` scores the fitted points themselves (each point votes for itself), which lifts
+    indistinguishable sets to ~0.65; leaving each cell out restores 0.5 as the ideal.
+    """
+    from sklearn.metrics import f1_score
+    from sklearn.neighbors import NearestNeighbors
+
+    x = np.concatenate([x_real, x_gen])
+    y = np.concatenate([np.ones(len(x_real)), np.zeros(len(x_gen))])
+    kk = min(k, len(x) - 1)
+    idx = NearestNeighbors(n_neighbors=kk + 1).fit(x).kneighbors(x, return_distance=False)
+    own = idx == np.arange(len(x))[:, None]
+    # drop each cell itself (or, for exact duplicates, the last neighbour) and vote with the other k
+    keep = np.where(own.any(1)[:, None], ~own, np.arange(kk + 1)[None, :] < kk)
+    votes = y[idx[keep].reshape(len(x), kk)].mean(1)
+    return float(f1_score(y, (votes > 0.5).astype(float), average="macro"))
+
+
+# --- PCA space ----------------------------------------------------------------------------------------
+
+
+class PCASpace:
+    """normalize_total(1e4) + log1p + PCA fit on real cells; `project` uses the real mean and components."""
+
+    def __init__(self, counts, n_pcs: int = 30, seed: int = 0):
+        from sklearn.decomposition import PCA
+
+        x = log_normalize(counts).toarray()
+        n = max(1, min(n_pcs, x.shape[0] - 1, x.shape[1]))
+        self.mean = x.mean(0)
+        self.pca = PCA(n_components=n, random_state=seed, svd_solver="full").fit(x - self.mean)
+        self.components = self.pca.components_
+        self.real = (x - self.mean) @ self.components.T
+
+    def project(self, counts) -> np.ndarray:
+        x = log_normalize(counts).toarray()
+        return (x - self.mean) @ self.components.T
+
+
+def _align(real, gen):
+    """gen's counts over real's genes (ValueError if genes are missing)."""
+    if list(gen.var_names) == list(real.var_names):
+        return gen.X
+    missing = [g for g in real.var_names if g not in set(gen.var_names)]
+    if missing:
+        raise ValueError(f"The generated cells lack {len(missing)} of the real genes (e.g. {missing[0]}); "
+                         "compare cells over the same genes.")
+    return gen[:, list(real.var_names)].X
+
+
+@one_thread
+def evaluate(real, gen, by: str | None = "cell_type", n_pcs: int = 30, min_cells: int = 2) -> dict:
+    """Distances between real and generated cells in a 30-PC space fit on the real cells.
+
+    Per group of `by` (present in both with >= `min_cells` cells each), then averaged over groups.
+    Returns {"rbf_mmd", "w2", "knn_f1", "n_types", "per_type": DataFrame}.
+    """
+    if real.n_obs < 2 or gen.n_obs < 2:
+        raise ValueError("Evaluation needs at least 2 real and 2 generated cells.")
+    space = PCASpace(real.X, n_pcs)
+    rp, gp = space.real, space.project(_align(real, gen))
+    if by is None or by not in real.obs or by not in gen.obs:
+        groups_r = np.array(["all"] * real.n_obs)
+        groups_g = np.array(["all"] * gen.n_obs)
+    else:
+        groups_r = real.obs[by].astype(str).to_numpy()
+        groups_g = gen.obs[by].astype(str).to_numpy()
+    rows = []
+    for t in pd.unique(groups_r):
+        a, b = rp[groups_r == t], gp[groups_g == t]
+        if len(a) < min_cells or len(b) < min_cells:
+            continue
+        rows.append({"type": t, "n_real": len(a), "n_gen": len(b), "w2": wasserstein2(a, b),
+                     "rbf_mmd": rbf_mmd(a, b), "knn_f1": knn_f1(a, b)})
+    per = pd.DataFrame(rows, columns=["type", "n_real", "n_gen", "w2", "rbf_mmd", "knn_f1"])
+    if per.empty:
+        raise ValueError(f"No {by or 'group'} has at least {min_cells} real and {min_cells} generated cells.")
+    return {"rbf_mmd": float(per["rbf_mmd"].mean()), "w2": float(per["w2"].mean()),
+            "knn_f1": float(per["knn_f1"].mean()), "n_types": len(per), "per_type": per}
+
+
+# --- baseline ------------------------------------------------------------------------------------------
+
+
+class NBBaseline:
+    """Independent per-gene negative binomial per cell type, fit by moments (theta = mu^2 / (var - mu);
+    Poisson where var <= mu). It ignores gene-gene correlation and library size: the floor CFGen must beat."""
+
+    def __init__(self, counts, labels):
+        import scipy.sparse as sp
+
+        x = sp.csr_matrix(counts, dtype=np.float64)
+        labels = np.asarray(labels).astype(str)
+        self.params = {}
+        for c in pd.unique(labels):
+            xc = x[labels == c]
+            mu = np.asarray(xc.mean(0)).ravel()
+            var = np.asarray(xc.multiply(xc).mean(0)).ravel() - mu**2
+            if xc.shape[0] > 1:
+                var = var * xc.shape[0] / (xc.shape[0] - 1)
+            theta = np.where(var > mu + 1e-9, mu**2 / np.maximum(var - mu, 1e-9), 1e6)
+            self.params[c] = (mu, np.clip(theta, 1e-4, 1e6))
+        self.all = (np.asarray(x.mean(0)).ravel(), None)
+
+    def sample(self, labels, seed: int = 0) -> np.ndarray:
+        from backend.cells.model import sample_nb
+
+        rng = np.random.default_rng(seed)
+        labels = np.asarray(labels).astype(str)
+        out = np.zeros((len(labels), len(self.all[0])), np.float32)
+        for c in pd.unique(labels):
+            if c not in self.params:
+                raise ValueError(f"The baseline has no cells of type {c!r}.")
+            rows = np.flatnonzero(labels == c)
+            mu, theta = self.params[c]
+            out[rows] = sample_nb(np.broadcast_to(mu, (len(rows), len(mu))), theta, rng)
+        return out
+
+
+def baseline_cells(train, labels_out, by: str = "cell_type", seed: int = 0):
+    """AnnData of baseline cells with the given per-cell labels, over train's genes."""
+    import anndata as ad
+    import scipy.sparse as sp
+
+    nb = NBBaseline(train.X, train.obs[by].to_numpy())
+    x = nb.sample(labels_out, seed=seed)
+    obs = pd.DataFrame({by: pd.Categorical(np.asarray(labels_out).astype(str))},
+                       index=[f"nb-{i}" for i in range(len(labels_out))])
+    return ad.AnnData(X=sp.csr_matrix(x), obs=obs, var=pd.DataFrame(index=list(train.var_names)))
+
+
+@one_thread
+def compare_to_baseline(model, train, test, by: str = "cell_type", replicates=(0, 1, 2), steps: int = 30,
+                        guidance=None) -> dict:
+    """CFGen vs the NB baseline on held-out `test`: as many generated cells per type as held-out cells,
+    over several generation seeds; means with standard errors, and a per-type table (list of dicts)."""
+    res = {"cfgen": [], "baseline": []}
+    per = []
+    labels = test.obs[by].astype(str)
+    for r in replicates:
+        gen = model.generate(len(test), conditions=pd.DataFrame({by: labels.to_numpy()}), seed=r, steps=steps,
+                             guidance=guidance)
+        e1 = evaluate(test, gen, by=by)
+        e2 = evaluate(test, baseline_cells(train, labels.to_numpy(), by, seed=r), by=by)
+        res["cfgen"].append(e1)
+        res["baseline"].append(e2)
+        a = e1["per_type"].set_index("type").add_prefix("cfgen_")
+        b = e2["per_type"].set_index("type")[["w2", "rbf_mmd", "knn_f1"]].add_prefix("nb_")
+        per.append(a.join(b))
+    out = {}
+    for k, lst in res.items():
+        d = {}
+        for m in ("w2", "rbf_mmd", "knn_f1"):
+            v = np.array([e[m] for e in lst])
+            d[m] = float(v.mean())
+            d[m + "_sem"] = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+        out[k] = d
+    table = pd.concat(per).groupby(level=0, sort=False).mean().reset_index()
+    table = table.rename(columns={"cfgen_n_real": "n_real"}).drop(columns=["cfgen_n_gen"])
+    out["per_type"] = table.round(4).to_dict(orient="records")
+    return out
+
+
+@one_thread
+def guidance_sweep(model, test, by: str = "cell_type", weights=(0.0, 0.5, 1.0, 1.5, 2.0), replicates=(0, 1, 2),
+                   steps: int = 30) -> list[dict]:
+    """Held-out W2 / RBF-MMD / 5-NN F1 of CFGen for several guidance weights (informative; not used to pick
+    the headline setting, which stays at CFGen's default weight 1)."""
+    labels = test.obs[by].astype(str).to_numpy()
+    rows = []
+    for w in weights:
+        es = [evaluate(test, model.generate(len(test), conditions=pd.DataFrame({by: labels}), seed=r, steps=steps,
+                                            guidance=w), by=by) for r in replicates]
+        rows.append({"guidance": float(w), **{m: float(np.mean([e[m] for e in es])) for m in ("w2", "rbf_mmd",
+                                                                                              "knn_f1")}})
+    return rows
+
+
+# --- count realism --------------------------------------------------------------------------------------
+
+
+def count_stats(adata) -> pd.DataFrame:
+    """Per-gene mean, variance and fraction of zeros of the counts."""
+    import scipy.sparse as sp
+
+    x = sp.csr_matrix(adata.X, dtype=np.float64)
+    n = max(1, x.shape[0])
+    mean = np.asarray(x.mean(0)).ravel()
+    var = np.asarray(x.multiply(x).mean(0)).ravel() - mean**2
+    zeros = 1.0 - np.asarray((x > 0).sum(0)).ravel() / n
+    return pd.DataFrame({"gene": list(adata.var_names), "mean": mean, "var": np.maximum(var, 0), "zero_frac": zeros})
+
+
+# --- augmentation --------------------------------------------------------------------------------------
+
+
+def rare_types(labels, n: int = 3) -> list[str]:
+    vc = pd.Series(np.asarray(labels).astype(str)).value_counts()
+    return list(vc.index[::-1][:n])
+
+
+@one_thread
+def augmentation_experiment(model, train, test, by: str = "cell_type", rare=None, target: int = 60,
+                            seeds=(0, 1, 2), n_pcs: int = 30) -> dict:
+    """Logistic regression on PCs (fit on real training cells) trained on real training cells with and without
+    generated cells for the rare types (topped up to `target` cells each), scored by per-class F1 on real
+    held-out cells; averaged over generation seeds."""
+    import anndata as ad
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score, f1_score
+
+    rare = list(rare) if rare is not None else rare_types(train.obs[by], 3)
+    ytr = train.obs[by].astype(str).to_numpy()
+    yte = test.obs[by].astype(str).to_numpy()
+    classes = sorted(set(ytr))
+    space = PCASpace(train.X, n_pcs)
+    xtr, xte = space.real, space.project(test.X)
+
+    def score(x, y):
+        clf = LogisticRegression(max_iter=2000, C=1.0).fit(x, y)
+        pred = clf.predict(xte)
+        f1 = f1_score(yte, pred, labels=classes, average=None, zero_division=0)
+        return dict(zip(classes, f1)), float(f1_score(yte, pred, labels=classes, average="macro", zero_division=0)), \
+            float(balanced_accuracy_score(yte, pred))
+
+    base_f1, base_macro, base_bal = score(xtr, ytr)
+    runs = []
+    for s in seeds:
+        need = {t: max(0, target - int((ytr == t).sum())) for t in rare}
+        labels = np.concatenate([[t] * k for t, k in need.items() if k > 0]) if any(need.values()) else []
+        if len(labels) == 0:
+            runs.append(score(xtr, ytr))
+            continue
+        gen = model.generate(len(labels), conditions=pd.DataFrame({by: labels}), seed=1000 + s)
+        gen = ad.AnnData(X=_align(train, gen), obs=gen.obs)
+        xg = space.project(gen.X)
+        runs.append(score(np.concatenate([xtr, xg]), np.concatenate([ytr, labels])))
+    rows = []
+    for c in classes:
+        aug = [r[0][c] for r in runs]
+        rows.append({"type": c, "rare": c in rare, "n_train": int((ytr == c).sum()), "n_test": int((yte == c).sum()),
+                     "f1_real_only": round(base_f1[c], 4), "f1_augmented": round(float(np.mean(aug)), 4),
+                     "f1_augmented_sd": round(float(np.std(aug)), 4),
+                     "delta": round(float(np.mean(aug)) - base_f1[c], 4)})
+    rare_rows = [r for r in rows if r["rare"]]
+    summary = {
+        "rare_f1_real_only": float(np.mean([r["f1_real_only"] for r in rare_rows])),
+        "rare_f1_augmented": float(np.mean([r["f1_augmented"] for r in rare_rows])),
+        "macro_f1_real_only": base_macro, "macro_f1_augmented": float(np.mean([r[1] for r in runs])),
+        "balanced_acc_real_only": base_bal, "balanced_acc_augmented": float(np.mean([r[2] for r in runs])),
+    }
+    return {"rare": rare, "target_per_rare_type": target, "seeds": list(seeds), "per_type": rows, "summary": summary,
+            "note": f"one fixed split: {len(yte)} held-out real cells; rare types have only "
+                    f"{', '.join(str(int((yte == t).sum())) for t in rare)} held-out cells, so per-type F1 moves in "
+                    "large steps"}
+
+
+# --- selections ------------------------------------------------------------------------------------------
+
+
+@one_thread
+def top_genes(adata, selected: np.ndarray, n: int = 10) -> pd.DataFrame:
+    """Welch t-test of log-normalised expression, selected cells vs the rest (as cellxgene), top `n` by t,
+    with Bonferroni-corrected p-values and log2 fold change."""
+    from scipy import stats
+
+    selected = np.asarray(selected, bool)
+    if selected.sum() < 2 or (~selected).sum() < 2:
+        raise ValueError("Select at least 2 cells (and leave at least 2 outside the selection) to rank genes.")
+    x = log_normalize(adata.X).toarray()
+    a, b = x[selected], x[~selected]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t, p = stats.ttest_ind(a, b, equal_var=False)
+    t = np.nan_to_num(t, nan=0.0)
+    p = np.nan_to_num(p, nan=1.0)
+    lfc = np.log2(np.expm1(a).mean(0) + 1e-9) - np.log2(np.expm1(b).mean(0) + 1e-9)
+    order = np.argsort(-t)[:n]
+    return pd.DataFrame({"gene": np.asarray(adata.var_names)[order], "t": t[order].round(2),
+                         "log2_fc": lfc[order].round(2), "p_adj": np.minimum(p[order] * x.shape[1], 1.0),
+                         "mean_selected": a.mean(0)[order].round(3), "mean_rest": b.mean(0)[order].round(3)})
