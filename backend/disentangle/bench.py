@@ -1,11 +1,13 @@
 """`python -m backend.bench dci`: seconds for DCI-ES on N = 5,000 samples, L = K = 10, per probe type (CPU).
 
 The code is a random rotation of 10 uniform factors; ratios are against the default probe (`rf`) timed in
-the same run. Target (issue 8): the default probe under 10 s on 2 cores.
+the same run. Target (issue 8): the default probe under 10 s on 2 cores. `load_1min` is the machine's load
+average when the row finished (timings on a shared machine depend on it).
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 from backend.disentangle.data import toy_codes
@@ -25,5 +27,6 @@ def run(quick: bool = False) -> list[dict]:
         base = base if base is not None else sec
         rows.append({"bench": f"dci_es probe={probe} N={n} L=K={k}", "value": round(sec, 2), "unit": "s",
                      "x_vs_rf": round(sec / base, 2), "target": "< 10 s" if probe == "rf" else "",
-                     "D": round(res.D, 3), "I": round(res.I, 3), "E": round(res.E, 3)})
+                     "D": round(res.D, 3), "I": round(res.I, 3), "E": round(res.E, 3),
+                     "load_1min": round(os.getloadavg()[0], 1)})
     return rows

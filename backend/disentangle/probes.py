@@ -36,7 +36,8 @@ DEFAULT_CAPACITIES = {
 }
 AXIS = {"rf": "max tree depth", "gbt": "max tree depth", "lasso": "log #parameters per factor",
         "mlp": "log #parameters per factor"}
-RF_TREES = 30
+RF_TREES = 20
+RF_MAX_SAMPLES = 0.5  # each tree sees a half-size bootstrap: half the fit time, same test R² here
 GBT_ROUNDS = 40
 
 
@@ -130,9 +131,11 @@ def _rf(Xtr, Xte, t: Targets, caps, seed, tick):
     for j in range(K):
         tick(f"random forest for factor {j + 1}/{K}")
         if t.discrete[j]:
-            model = RandomForestClassifier(RF_TREES, max_depth=caps[-1], random_state=seed, n_jobs=-1)
+            model = RandomForestClassifier(RF_TREES, max_depth=caps[-1], max_samples=RF_MAX_SAMPLES, random_state=seed,
+                                           n_jobs=-1)
         else:
-            model = RandomForestRegressor(RF_TREES, max_depth=caps[-1], random_state=seed, n_jobs=-1)
+            model = RandomForestRegressor(RF_TREES, max_depth=caps[-1], max_samples=RF_MAX_SAMPLES, random_state=seed,
+                                          n_jobs=-1)
         ytr = t.train[:, j].astype(int) if t.discrete[j] else t.train[:, j]
         model.fit(Xtr, ytr)
         leaves = model.apply(Xte)  # (n_test, trees)

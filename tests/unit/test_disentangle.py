@@ -309,13 +309,13 @@ def test_truncated_forest_equals_depth_limited_forest():
     """The rf probe grows one forest and truncates it; that must equal fitting max_depth=d directly."""
     from sklearn.ensemble import RandomForestRegressor
 
-    from backend.disentangle.probes import RF_TREES, Targets, _rf, loss
+    from backend.disentangle.probes import RF_MAX_SAMPLES, RF_TREES, Targets, _rf, loss
 
     c, z, _ = toy_codes("mixing", n=600, k=2, seed=0)
     t = Targets(z[:400], z[400:], np.zeros(2, bool), np.zeros(2, int), np.ones(2))
     caps = [1, 3, 6]
     _, losses, imps = _rf(c[:400], c[400:], t, caps, 0, lambda m: None)
     for i, d in enumerate(caps):
-        m = RandomForestRegressor(RF_TREES, max_depth=d, random_state=0).fit(c[:400], z[:400, 1])
+        m = RandomForestRegressor(RF_TREES, max_depth=d, max_samples=RF_MAX_SAMPLES, random_state=0).fit(c[:400], z[:400, 1])
         assert losses[1, i] == pytest.approx(loss(m.predict(c[400:]), z[400:, 1], False, 1.0), abs=1e-9)
         np.testing.assert_allclose(imps[i, :, 1], m.feature_importances_, atol=1e-9)
