@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
+import pytest
 
 from backend.disentangle import to_csv_bytes, toy_codes
 from tests.conftest import run_page
@@ -81,3 +83,14 @@ def test_upload_csv_joins_the_comparison_and_bad_file_is_an_error():
     at.file_uploader[0].set_value(("nan.csv", text.encode(), "text/csv")).run()
     assert not at.exception
     assert any("NaN" in e.value for e in at.error)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("backend.causal") is None, reason="Causal package not built")
+def test_causal_learners_as_sources():
+    at = run_page(PAGE, query={"sources": '["causal:oracle","causal:dcrl"]', "n": "1000"})
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    scores = _scores(at).set_index("representation")
+    assert list(scores.index) == ["Causal: oracle", "Causal: DCRL (diffusion)"]
+    assert scores.loc["Causal: oracle", "D"] > 0.95 and scores.loc["Causal: oracle", "I"] > 0.95
+    assert 0 <= scores.loc["Causal: DCRL (diffusion)", "I"] <= 1
