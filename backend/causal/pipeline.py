@@ -164,7 +164,7 @@ def _graph_part(z1, z2, targets, adjacency, method, alpha, use_interventions):
 
 def run_pipeline(adjacency=None, kind: str = "linear", observation: str = "vector", n_pairs: int = 5000,
                  learner: str = "dcrl", method: str = "pc", max_seconds: float = 180, seed: int = 0,
-                 progress=None, alpha: float = 0.01, use_interventions: bool = False, scm_seed: int = 0,
+                 progress=None, alpha: float = 0.001, use_interventions: bool = False, scm_seed: int = 0,
                  with_dci: bool = True) -> PipelineResult:
     """Learn causal variables from observations of pairs and discover the graph; compare with the truth.
 
