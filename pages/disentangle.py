@@ -127,7 +127,7 @@ c2, c3, c4, c5 = st.columns([2, 1.5, 1, 1])
 c2.selectbox("Probe", list(PROBES), key=s.key("probe"), format_func=PROBES.get,
              help="Random forest: DCI-ES's tree probe (fast, blind to monotone transforms). "
                   "Lasso + random features and the MLP show how much capacity a factor needs.")
-c3.select_slider("Samples", [500, 1000, 2000, 5000], key=s.key("n"), help="Samples per generated representation.")
+c3.select_slider("Samples", [500, 1000, 2000, 5000], key=s.key("n"), help="Samples per toy code or Causal learner (the Slots source always uses 300 held-out scenes).")
 c4.number_input("Factors", min_value=2, max_value=10, step=1, key=s.key("k"), help="Factors of the toy codes.")
 c5.number_input("Seed", min_value=0, max_value=10_000, step=1, key=s.key("seed"))
 chosen = list(s["sources"])

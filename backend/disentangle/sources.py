@@ -13,6 +13,7 @@ import numpy as np
 
 from backend.disentangle.data import TOY_CODES, toy_codes
 
+SLOT_SCENES = 300  # scenes per slots representation (the "Samples" setting does not apply)
 CAUSAL_LEARNERS = {"dcrl": "DCRL (diffusion)", "vae": "VAE baseline", "oracle": "oracle"}
 
 
@@ -65,8 +66,9 @@ def load_source(key: str, n: int = 2000, k: int = 4, seed: int = 0) -> Represent
         fn = _public("backend.slots", "matched_slots")
         if fn is None:
             raise ValueError("The Slots source is not available in this build.")
-        codes, factors, names, disc = fn(variant=which, n=max(20, min(n, 300)), seed=10_000 + seed)
+        codes, factors, names, disc = fn(variant=which, n=SLOT_SCENES, seed=10_000 + seed)
         return Representation("Slots: matched slots", np.asarray(codes, dtype=float), np.asarray(factors, dtype=float),
                               [str(x) for x in names], np.asarray(disc, dtype=bool),
-                              "Hungarian-matched slot vectors vs the objects' properties on held-out scenes")
+                              f"the Slots page's slot vectors, Hungarian-matched to the objects of {SLOT_SCENES} "
+                              f"held-out scenes ({len(codes)} objects), vs the objects' properties")
     raise ValueError(f"Unknown representation source {key!r}.")
