@@ -80,7 +80,7 @@ def _scm_info(adj_key: tuple, kind: str):
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _strip(adj_key: tuple, kind: str, iv_var: int, iv_value: float, n: int = 6):
+def _strip(adj_key: tuple, kind: str, iv_var: int, iv_value: float, n: int = 5):
     scm = C.make_scm(np.array(adj_key), kind, seed=0)
     z = scm.sample(n, seed=5)
     eps = z - np.stack([scm.mechanism(j, z) for j in range(scm.d)], 1)  # recover each sample's noise
@@ -97,7 +97,8 @@ def _pipeline_cached(adj_key, kind, observation, n_pairs, learner, method, alpha
 
 
 def _dot(a: np.ndarray, names, weights=None, truth=None) -> str:
-    """DOT source; with `truth`, edges coloured correct / reversed / extra / missing / undirected."""
+    """DOT source; with `truth`, edges coloured correct / reversed / extra / missing / undirected and laid out
+    along the true edges (reversed ones drawn with dir=back), so both graphs get the same placement."""
     lines = ["digraph G {", "rankdir=LR; bgcolor=transparent; node [shape=circle, style=filled, fillcolor=white];"]
     lines += [f'"{n}";' for n in names]
     if truth is None:
@@ -105,23 +106,34 @@ def _dot(a: np.ndarray, names, weights=None, truth=None) -> str:
             lab = f' [label="{weights[i, j]:+.2f}"]' if weights is not None else ""
             lines.append(f'"{names[i]}" -> "{names[j]}"{lab};')
     else:
-        style = {"correct": "color=forestgreen, penwidth=2", "reversed": "color=darkorange, penwidth=2",
-                 "extra": "color=red, penwidth=2", "missing": "color=gray, style=dashed",
-                 "undirected": "color=steelblue, penwidth=2, dir=none"}
-        for e in C.compare_edges(truth, a):
-            st_ = e["status"]
-            src, dst = names[e["from"]], names[e["to"]]
-            if st_ == "reversed":
-                src, dst = dst, src
-            extra = ", dir=none" if e["estimated_undirected"] and st_ == "extra" else ""
-            lines.append(f'"{src}" -> "{dst}" [{style[st_]}{extra}, tooltip="{st_}"];')
+        style = {"correct": "color=forestgreen, penwidth=2", "reversed": "color=darkorange, penwidth=2, dir=back",
+                 "missing": "color=gray, style=dashed", "undirected": "color=steelblue, penwidth=2, dir=none",
+                 "extra": "color=red, penwidth=2, constraint=false"}
+        status = {(e["from"], e["to"]): e for e in C.compare_edges(truth, a)}
+        for i, j in zip(*np.nonzero(truth)):  # true edges first, in the true graph's order
+            e = status[(int(i), int(j))]
+            lines.append(f'"{names[i]}" -> "{names[j]}" [{style[e["status"]]}, tooltip="{e["status"]}"];')
+        for e in status.values():
+            if e["status"] == "extra":
+                und = ", dir=none" if e["estimated_undirected"] else ""
+                lines.append(f'"{names[e["from"]]}" -> "{names[e["to"]]}" [{style["extra"]}{und}, tooltip="extra"];')
     lines.append("}")
     return "\n".join(lines)
 
 
+def _strip_image(imgs) -> np.ndarray:
+    from backend.core.media import upscale
+
+    gap = np.full((imgs.shape[1] * 3, 4, 3), 255, np.uint8)
+    parts = []
+    for im in imgs:
+        parts += [upscale(im, 3), gap]
+    return np.concatenate(parts[:-1], 1)
+
+
 # ---------------------------------------------------------------- 1. the graph
 st.subheader("1 · The causal graph")
-c1, c2 = st.columns([1, 1.3])
+c1, c2 = st.columns([1.2, 1])
 with c1:
     t1, t2, t3 = st.columns(3)
     t1.selectbox("Template", C.TEMPLATES, key=s.key("template"), on_change=_apply_template)
@@ -169,14 +181,11 @@ if s["iv_var"] not in names:
 i1.selectbox("Intervene on", names, key=s.key("iv_var"))
 i1.slider("do(Z = v), v in standard deviations", -3.0, 3.0, step=0.25, key=s.key("iv_value"))
 iv = names.index(s["iv_var"])
-from backend.core.media import upscale  # noqa: E402
-
 before, after, zb, za = _strip(adj_key, s["kind"], iv, float(s["iv_value"]))
 with i2:
-    st.image([upscale(im, 3) for im in before], caption=[f"sample {k + 1}" for k in range(len(before))],
-             output_format="PNG")
-    st.image([upscale(im, 3) for im in after],
-             caption=[f"do({s['iv_var']}={s['iv_value']:+.2f} sd)" for _ in range(len(after))], output_format="PNG")
+    st.image(_strip_image(before), caption=f"{len(before)} observational samples", output_format="PNG")
+    st.image(_strip_image(after), caption=f"the same samples (same noise) under do({s['iv_var']} = "
+             f"{s['iv_value']:+.2f} sd)", output_format="PNG")
 desc = C.descendants(adj)[iv]
 moved = [names[j] for j in range(d) if desc[j]]
 st.caption(f"Under do({s['iv_var']}) the noise is shared: only {s['iv_var']} and its descendants "
@@ -215,7 +224,7 @@ if shipped:
 else:
     st.info("No shipped learner for this setting: it is trained here within the time budget "
             f"({int(s['budget'])} s on this machine's CPU); expect weaker results than the shipped one.")
-go = st.button("Train & discover" if not shipped else "Discover", type="primary", key="causal.run")
+go = False if shipped else st.button("Train & discover", type="primary", key="causal.run")
 
 res = None
 try:
@@ -280,8 +289,8 @@ if res is not None:
     for j in range(d):
         fig.add_trace(go_.Scatter(x=res.latents[:k, j], y=res.codes[:k, j], mode="markers",
                                   marker={"size": 3, "opacity": 0.5}, showlegend=False), 1, j + 1)
-    fig.update_layout(height=260, margin={"l": 10, "r": 10, "t": 30, "b": 10},
-                      title={"text": "Learned variable (y) vs matched true variable (x)", "font": {"size": 13}})
+    fig.update_layout(height=250, margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    st.markdown("**Each learned variable (y) against its matched true variable (x)**, 600 held-out samples")
     st.plotly_chart(fig, width="stretch", key="causal.scatter")
     with st.expander("|correlation| of learned (rows) and true (columns) variables"):
         st.dataframe(np.round(res.corr, 3), hide_index=False)

@@ -18,7 +18,7 @@ def test_causal_page_in_browser(server, page):
     expect(page.get_by_test_id("stMetric").first).to_be_visible()
     assert page.get_by_test_id("stGraphVizChart").count() >= 3
     # switch the learner to the oracle: the results rerun without errors
-    page.locator(".st-key-causal\\.learner").get_by_text("oracle (true latents)").click()
+    page.get_by_test_id("stRadio").filter(has_text="Learner").get_by_text("oracle (true latents)").click()
     wait_idle(page)
     expect(page.get_by_test_id("stMetric").first).to_be_visible(timeout=60_000)
     assert "learner=oracle" in page.url
