@@ -121,7 +121,7 @@ def get_learner(adjacency, kind, observation, learner, n_pairs, seed, scm_seed, 
     scm = D.make_scm(adjacency, kind, seed=scm_seed)
     model, _, info = train_learner(scm, observation, DECODER[learner], n_pairs=n_pairs, seed=seed,
                                    progress=progress, max_seconds=max_seconds, data_seed=TRAIN_SEED + seed,
-                                   device="cpu")
+                                   device=None)
     out = (model, False, {k: v for k, v in info.items() if k != "history"})
     with _lock:
         _trained[key] = out
