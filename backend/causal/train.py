@@ -73,6 +73,15 @@ def train_learner(scm: D.SCM, observation: str = "vector", decoder: str = "diffu
     config = {"d": scm.d, "x_dim": x_dim, "decoder": decoder, "observation": observation, "width": hp["width"],
               "adjacency": scm.adjacency.tolist(), "kind": scm.kind, "scm_seed": scm.seed}
     model = Learner(scm.d, x_dim, decoder, observation, hp["width"]).to(dev)
+    if max_seconds is not None and not resume:
+        # size the run to the time budget so the learning-rate schedule completes: time a few passes first
+        t = time.time()
+        for _ in range(3):
+            idx = torch.randint(0, n_pairs, (hp["batch"],))
+            model.loss(x1[idx], x2[idx], n_t=hp["n_t"])[0].backward()
+        model.zero_grad(set_to_none=True)
+        per_step = (time.time() - t) / 3 * 1.15  # the optimizer step and bookkeeping
+        steps = int(max(20, min(steps, 0.9 * (max_seconds - (time.time() - t)) / max(per_step, 1e-4))))
     opt = torch.optim.Adam(model.parameters(), lr=hp["lr"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=hp["lr"], total_steps=steps, pct_start=0.05)
     gen = torch.Generator().manual_seed(int(seed))

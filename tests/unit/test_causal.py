@@ -169,6 +169,19 @@ def test_mcc_hand_made():
     assert mcc(rng.standard_normal((1000, 4)), z)[0] < 0.15
 
 
+def test_dci_hand_made():
+    from backend.causal import dci
+
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((1500, 3))
+    good = dci(z[:, [1, 2, 0]] * 2, z)
+    assert good["disentanglement"] > 0.9 and good["completeness"] > 0.9 and good["informativeness"] > 0.9
+    q, _ = np.linalg.qr(rng.standard_normal((3, 3)))
+    mixed = dci(z @ q, z)
+    assert mixed["disentanglement"] < good["disentanglement"] - 0.3
+    assert np.asarray(mixed["importance"]).shape == (3, 3)
+
+
 # ---------------------------------------------------------------- pipeline
 
 
