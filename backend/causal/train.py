@@ -15,7 +15,7 @@ from backend.causal import data as D
 
 DEFAULTS = {
     "vector": {"steps": 4000, "batch": 256, "lr": 2e-3, "n_t": 2, "recon_weight": 50.0, "width": 64, "sparsity": 10.0},
-    "image": {"steps": 4000, "batch": 64, "lr": 1e-3, "n_t": 1, "recon_weight": 50.0, "width": 128, "sparsity": 0.0},
+    "image": {"steps": 4000, "batch": 64, "lr": 1e-3, "n_t": 1, "recon_weight": 50.0, "width": 128, "sparsity": 10.0},
 }
 WHY = ("MLPs of width 64 and batch 256 keep a step at ~60 ms on one CPU thread of a loaded 2-core machine, so "
        "both learners train in ~10 min; batch 256 / lr 2e-3 separated the noise codes in a pilot where batch 128 / "
@@ -81,7 +81,7 @@ def train_learner(scm: D.SCM, observation: str = "vector", decoder: str = "diffu
             model.loss(x1[idx], x2[idx], n_t=hp["n_t"])[0].backward()
         model.zero_grad(set_to_none=True)
         per_step = (time.time() - t) / 3 * 1.15  # the optimizer step and bookkeeping
-        steps = int(max(20, min(steps, 0.9 * (max_seconds - (time.time() - t)) / max(per_step, 1e-4))))
+        steps = int(max(40, min(steps, 0.9 * (max_seconds - (time.time() - t)) / max(per_step, 1e-4))))
     opt = torch.optim.Adam(model.parameters(), lr=hp["lr"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=hp["lr"], total_steps=steps, pct_start=0.05)
     gen = torch.Generator().manual_seed(int(seed))
