@@ -165,7 +165,7 @@ with tab_one:
                                     height=192, width=192, drawing_mode="freedraw", return_image_data=True,
                                     key="apt_canvas")
                     data = res.image_data if res is not None else None
-                    if data is not None:
+                    if data is not None and np.asarray(data)[..., :3].max() > 30:  # an empty canvas is not an error
                         raw = np.asarray(data)
                         raw_key = "draw:" + str(hash(raw.tobytes()))
             else:
@@ -218,11 +218,10 @@ with tab_one:
         st.number_input("Seed", 0, 10_000, step=1, key=s.key("seed"))
     s.sync()
 
-    if image is not None:
-        target = None if s["target"] == "untargeted" else int(s["target"])
-        if target is not None and target == label:
-            st.warning("The target class is the digit's own class: pick another target or 'untargeted'.")
-            st.stop()
+    target = None if s["target"] == "untargeted" else int(s["target"])
+    if image is not None and target is not None and target == label:
+        st.warning("The target class is the digit's own class: pick another target or 'untargeted'.")
+    elif image is not None:
         settings = (("classifier", s["classifier"]), ("target", target), ("mode", s["mode"]),
                     ("steps", int(s["steps"])), ("seed", int(s["seed"])), ("eps", float(s["eps"])),
                     ("adv_weight", float(s["adv_weight"])), ("lr", float(s["lr"])),
@@ -249,15 +248,15 @@ with tab_one:
             live.empty()
         elif have is not None and have[0] == run_key:
             result = have[1]
-        elif have is None:
-            # first visit: show a result without a click (cached per settings)
+        elif have is None or json.loads(have[0])[:2] != [image_key, label]:
+            # first visit or a new image: show a result without a click (cached per image and settings)
             try:
                 result = _attack_cached(run_key, image, label, settings)
                 st.session_state["apt._result"] = (run_key, result)
             except ValueError as e:
                 show_error(e)
         else:
-            st.info("Settings changed: press **Run attack** to attack this digit. The previous result is kept below.")
+            st.info("Settings changed: press **Run attack** to attack with them. The previous result is kept below.")
             result = have[1]
 
         if result is not None:
