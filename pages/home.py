@@ -5,8 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from backend.core.registry import CheckpointError, read_card
+from ui.common import ensure_app_frame
 from ui.registry import available_pages
 
+ensure_app_frame()
 st.title("Latent Lab")
 st.markdown(
     "Explore the group's research methods through **live, small models** trained by this project: "

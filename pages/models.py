@@ -8,8 +8,10 @@ import pandas as pd
 import streamlit as st
 
 from backend.core.registry import CHECKPOINT_DIR, list_checkpoints
+from ui.common import ensure_app_frame
 from ui.state import url_state
 
+ensure_app_frame()
 st.title("Models")
 st.markdown(
     f"Every checkpoint in `{CHECKPOINT_DIR.name}/` with its model card: how it was trained and what it "

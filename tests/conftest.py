@@ -57,43 +57,57 @@ def _skip_or_fail(reason: str):
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def server():
-    """`streamlit run app.py` on a free port, health-checked; yields the base URL."""
-    if not Path(CHROMIUM).exists():
-        _skip_or_fail(f"{CHROMIUM} not found (install Debian's chromium package)")
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        _skip_or_fail("playwright is not installed")
+def start_server(log_name: str = "streamlit-server"):
+    """Start `streamlit run app.py` on a free port and wait for /_stcore/health; return (proc, url)."""
     port = _free_port()
     ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / "streamlit-server.log", "w")
+    log_path = ARTIFACTS / f"{log_name}.log"
+    log = open(log_path, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
          "--browser.gatherUsageStats", "false", "--global.developmentMode", "false"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
     )
+    log.close()
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
     while True:
         try:
             if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                break
+                return proc, url
         except OSError:
             pass
         if proc.poll() is not None or time.time() > deadline:
             proc.kill()
-            raise RuntimeError("streamlit did not become healthy:\n" + (ARTIFACTS / "streamlit-server.log").read_text())
+            raise RuntimeError("streamlit did not become healthy:\n" + log_path.read_text())
         time.sleep(0.3)
-    yield url
+
+
+def stop_server(proc) -> None:
     proc.terminate()
     try:
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
-    log.close()
+
+
+def require_browser() -> None:
+    if not Path(CHROMIUM).exists():
+        _skip_or_fail(f"{CHROMIUM} not found (install Debian's chromium package)")
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        _skip_or_fail("playwright is not installed")
+
+
+@pytest.fixture(scope="session")
+def server():
+    """`streamlit run app.py` on a free port, health-checked; yields the base URL."""
+    require_browser()
+    proc, url = start_server()
+    yield url
+    stop_server(proc)
 
 
 @pytest.fixture(scope="session")
@@ -128,12 +142,14 @@ def open_page(page, base_url: str, url_path: str = "", query: str = "", timeout:
     page.goto(f"{base_url}/{url_path}{query}", timeout=timeout)
     page.wait_for_selector('[data-testid="stAppViewContainer"]', timeout=timeout)
     wait_idle(page, timeout)
+    page.wait_for_function("document.querySelectorAll('[data-testid=stSkeleton]').length === 0", timeout=timeout)
     assert page.get_by_test_id("stException").count() == 0, f"exception shown on /{url_path}"
     return page
 
 
 def screenshot(page, name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
+    page.wait_for_timeout(1000)  # let charts, tables and metrics paint after the run ends
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path

@@ -10,8 +10,24 @@ import streamlit as st
 from backend.core.progress import Cancelled, Progress
 
 
+def ensure_app_frame() -> None:
+    """Make a deep link (e.g. /models) on a fresh server go through app.py's navigation.
+
+    Streamlit starts in its legacy multipage mode when a `pages/` folder exists, and keeps it until
+    some run calls `st.navigation`: the first visitor who opens a page URL directly would run that
+    page file alone (no app frame, file names in the sidebar) and leave the whole server that way.
+    If this run is such a legacy run, switch the mode off and rerun through app.py.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def header(title: str, summary: str, paper: str, link: str, how: str) -> None:
     """Title, one-sentence summary, the paper (authors, venue, link) and a 'How it works' expander."""
+    ensure_app_frame()
     st.title(title)
     st.markdown(summary)
     st.caption(f"Paper: [{paper}]({link})")

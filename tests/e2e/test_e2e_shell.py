@@ -40,3 +40,22 @@ def test_models_page_and_url_state(server, page):
 
 def test_health_endpoint(server):
     assert urllib.request.urlopen(server + "/_stcore/health", timeout=5).read() == b"ok"
+
+
+def test_deep_link_on_fresh_server_gets_app_frame(browser):
+    """The first visitor of a fresh server opens /models directly: the app frame and nav must be there."""
+    from tests.conftest import start_server, stop_server
+
+    proc, url = start_server("streamlit-fresh-server")
+    try:
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+        p = ctx.new_page()
+        open_page(p, url, "models")
+        wait_idle(p)
+        sidebar = p.get_by_test_id("stSidebar").inner_text()
+        assert "Latent Lab v" in sidebar, sidebar
+        assert "Home" in sidebar and "app\n" not in sidebar, sidebar
+        assert p.get_by_role("heading", name="Models").first.is_visible()
+        ctx.close()
+    finally:
+        stop_server(proc)
