@@ -35,7 +35,7 @@ header(
 """,
 )
 
-DEFAULTS = {"source": "pbmc68k", "v1": ALL, "v2": NOT_SET, "w1": 1.0, "w2": 1.0, "n": 500, "steps": 30,
+DEFAULTS = {"source": "pbmc68k", "v1": ALL, "v2": NOT_SET, "w1": 1.5, "w2": 1.0, "n": 500, "steps": 30,
             "solver": "midpoint", "seed": 0, "place": "knn", "color": "cell_type", "gene": "CD14", "budget": 120}
 s = url_state("cells", DEFAULTS)
 
@@ -122,9 +122,12 @@ with st.container(border=True):
                 st.caption(f"{adata.n_obs:,} cells × {adata.n_vars:,} genes; attribute columns: {', '.join(cols)}")
                 keys = st.multiselect("Attributes to condition on (one or two)", cols, default=cols[:1],
                                       max_selections=2, key="cells.upload_keys")
-                st.slider("Training time budget (s)", 20, 300, step=10, key=s.key("budget"),
+                st.slider("Training time budget (s)", 10, 300, step=10, key=s.key("budget"),
                           help="Both stages share it: ~60% autoencoder, ~40% flow.")
-                if st.button("Train CFGen on this file", type="primary", key="cells.train"):
+                # a callback flag survives a rerun that interrupts the click's run (e.g. a re-sent upload)
+                st.button("Train CFGen on this file", type="primary", key="cells.train",
+                          on_click=lambda: st.session_state.update({"cells.train_requested": True}))
+                if st.session_state.pop("cells.train_requested", False):
                     from backend.cells import fit
 
                     with running("Training CFGen", "cells.cancel_train") as p:
@@ -307,13 +310,22 @@ with tab_m:
     if card.get("metrics"):
         mt, bl = card["metrics"], card["baselines"]
         st.markdown(f"**Shipped checkpoint, held-out evaluation** ({card.get('n_eval')} held-out cells, one generated "
-                    "cell per held-out cell, 3 generation seeds, mean ± SEM; guidance 1)")
-        st.dataframe(pd.DataFrame([
-            {"model": "CFGen", "W2": f"{mt['w2']:.3f} ± {mt['w2_sem']:.3f}",
-             "RBF-MMD": f"{mt['rbf_mmd']:.3f} ± {mt['rbf_mmd_sem']:.3f}",
-             "5-NN F1": f"{mt['knn_f1']:.3f} ± {mt['knn_f1_sem']:.3f}"},
-            {"model": "per-gene NB per type", "W2": f"{bl['nb_w2']:.3f}", "RBF-MMD": f"{bl['nb_rbf_mmd']:.3f}",
-             "5-NN F1": f"{bl['nb_knn_f1']:.3f}"}]), hide_index=True, width="stretch")
+                    "cell per held-out cell, 3 generation seeds, mean ± SEM; cell-type guidance 1.5; lower is better, "
+                    "5-NN F1 ideal 0.5)")
+        rows = [{"model": "CFGen", "RBF-MMD": f"{mt['rbf_mmd']:.3f} ± {mt['rbf_mmd_sem']:.3f}",
+                 "W2": f"{mt['w2']:.3f} ± {mt['w2_sem']:.3f}", "W2, types ≥ 20 cells": mt.get("w2_types_ge20"),
+                 "5-NN F1": f"{mt['knn_f1']:.3f} ± {mt['knn_f1_sem']:.3f}"},
+                {"model": "per-gene NB per type (baseline)", "RBF-MMD": f"{bl['nb_rbf_mmd']:.3f}",
+                 "W2": f"{bl['nb_w2']:.3f}", "W2, types ≥ 20 cells": bl.get("nb_w2_types_ge20"),
+                 "5-NN F1": f"{bl['nb_knn_f1']:.3f}"}]
+        if "real_train_w2" in bl:
+            rows.append({"model": "real training cells (reference)", "RBF-MMD": f"{bl['real_train_rbf_mmd']:.3f}",
+                         "W2": f"{bl['real_train_w2']:.3f}", "W2, types ≥ 20 cells": bl.get("real_train_w2_types_ge20"),
+                         "5-NN F1": f"{bl['real_train_knn_f1']:.3f}"})
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        st.caption("The reference row draws real training cells with the same per-type counts: what a perfect "
+                   "generator could score. With 2–60 held-out cells per type, W2 favours tight, under-dispersed "
+                   "samples, which is why the independent NB baseline can score close to (or below) real cells.")
         if card.get("guidance_sweep"):
             st.markdown("Guidance weight sweep (held-out, informative only):")
             st.dataframe(pd.DataFrame(card["guidance_sweep"]).round(3), hide_index=True, width="stretch")

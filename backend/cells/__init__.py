@@ -23,9 +23,15 @@ def fit(adata, condition_keys=("cell_type",), max_seconds: float = 120, seed: in
     `condition_keys=[]` trains an unconditional model. 10% of the cells (stratified) are held out and kept
     in `model.test_data` for evaluation. Cancels through `progress` (raises `Cancelled`).
     """
+    import contextlib
+
+    from backend.cells.threads import single_thread
     from backend.cells.train import fit_model
 
-    return fit_model(adata, condition_keys, max_seconds=max_seconds, seed=seed, progress=progress, **kw)
+    # small problems are dominated by per-op overhead, where extra threads only spin (see threads.py)
+    small = adata.n_obs * adata.n_vars <= 5_000_000
+    with single_thread() if small else contextlib.nullcontext():
+        return fit_model(adata, condition_keys, max_seconds=max_seconds, seed=seed, progress=progress, **kw)
 
 
 __all__ = ["CellsModel", "count_stats", "evaluate", "fit", "load_dataset", "load_model", "load_model_bytes",

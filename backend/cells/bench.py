@@ -41,12 +41,16 @@ def run(quick: bool = False) -> list[dict]:
                  "cpu_s": round(cpu, 2), "target": "< 3 s on 2 cores", "peak_rss_mb": round(_peak_mb())})
 
     emb = reference(model, real)
+    emb.place(gen.X[:10], how="knn")  # warm-up: imports, neighbour index
     _, wall_knn, cpu_knn = _timed(lambda: emb.place(gen.X, how="knn"))
     rows.append({"bench": f"place {n:,} cells: k-NN on the stored map", "value": wall_knn, "unit": "s",
                  "cpu_s": round(cpu_knn, 2), "peak_rss_mb": round(_peak_mb())})
     _, wall_fit, cpu_fit = _timed(emb.umap_model)
     rows.append({"bench": "fit real-cell UMAP once (cached afterwards; numba disk cache)", "value": wall_fit,
                  "unit": "s", "cpu_s": round(cpu_fit, 2)})
+    _, wall_jit, cpu_jit = _timed(lambda: emb.place(gen.X[:20], how="umap"))
+    rows.append({"bench": "first UMAP transform in this process (numba JIT of the query path, once)",
+                 "value": wall_jit, "unit": "s", "cpu_s": round(cpu_jit, 2)})
     _, wall_tr, cpu_tr = _timed(lambda: emb.place(gen.X, how="umap"))
     rows.append({"bench": f"place {n:,} cells: UMAP transform on the cached real UMAP", "value": wall_tr, "unit": "s",
                  "cpu_s": round(cpu_tr, 2), "peak_rss_mb": round(_peak_mb())})
@@ -66,9 +70,11 @@ def run(quick: bool = False) -> list[dict]:
         sc.tl.umap(both)
         return how
 
+    _, wall_re1, cpu_re1 = _timed(recompute)  # first call compiles scanpy/umap numba code
     how, wall_re, cpu_re = _timed(recompute)
-    rows.append({"bench": f"recompute neighbors + UMAP on {real.n_obs + n:,} real + generated cells", "value": wall_re,
-                 "unit": "s", "cpu_s": round(cpu_re, 2), "note": how, "peak_rss_mb": round(_peak_mb())})
+    rows.append({"bench": f"recompute neighbors + UMAP on {real.n_obs + n:,} real + generated cells (2nd call)",
+                 "value": wall_re, "unit": "s", "cpu_s": round(cpu_re, 2), "first_call_s": round(wall_re1, 1),
+                 "note": how, "peak_rss_mb": round(_peak_mb())})
     rows.append({"bench": "speed-up: UMAP transform vs recompute (same run)", "value": wall_re / max(wall_tr, 1e-9),
                  "unit": "x", "target": ">= 3x"})
     rows.append({"bench": "speed-up: k-NN placement vs recompute (same run)", "value": wall_re / max(wall_knn, 1e-9),

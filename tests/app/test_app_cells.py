@@ -74,7 +74,7 @@ def test_cells_page_upload_and_errors():
     at.get("file_uploader")[0].set_value(("good.h5ad", good, "application/octet-stream"))
     at.run()
     assert not at.exception and not at.error
-    at.slider(key="cells.budget").set_value(20)
+    at.slider(key="cells.budget").set_value(10)
     at.button(key="cells.train").click()
     at.run()
     assert not at.exception, [e.value for e in at.exception]
