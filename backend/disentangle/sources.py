@@ -13,6 +13,7 @@ import numpy as np
 
 from backend.disentangle.data import TOY_CODES, toy_codes
 
+SLOT_VARIANTS = ("sprites", "textured")
 SLOT_SCENES = 300  # scenes per slots representation (the "Samples" setting does not apply)
 CAUSAL_LEARNERS = {"dcrl": "DCRL (diffusion)", "vae": "VAE baseline", "oracle": "oracle"}
 
@@ -41,7 +42,7 @@ def available_sources() -> dict:
     if _public("backend.causal", "representation") is not None:
         out.update({f"causal:{k}": f"Causal: {v}" for k, v in CAUSAL_LEARNERS.items()})
     if _public("backend.slots", "matched_slots") is not None:
-        out["slots:sprites"] = "Slots: matched slots (sprites)"
+        out.update({f"slots:{v}": f"Slots: matched slots ({v})" for v in SLOT_VARIANTS})
     return out
 
 
@@ -64,10 +65,10 @@ def load_source(key: str, n: int = 2000, k: int = 4, seed: int = 0) -> Represent
                               f"default graph, on {n} fresh samples")
     if kind == "slots":
         fn = _public("backend.slots", "matched_slots")
-        if fn is None:
-            raise ValueError("The Slots source is not available in this build.")
+        if fn is None or which not in SLOT_VARIANTS:
+            raise ValueError(f"The Slots source {key!r} is not available in this build.")
         codes, factors, names, disc = fn(variant=which, n=SLOT_SCENES, seed=10_000 + seed)
-        return Representation("Slots: matched slots", np.asarray(codes, dtype=float), np.asarray(factors, dtype=float),
+        return Representation(f"Slots: matched slots ({which})", np.asarray(codes, dtype=float), np.asarray(factors, dtype=float),
                               [str(x) for x in names], np.asarray(disc, dtype=bool),
                               f"the Slots page's slot vectors, Hungarian-matched to the objects of {SLOT_SCENES} "
                               f"held-out scenes ({len(codes)} objects), vs the objects' properties")

@@ -298,24 +298,11 @@ def test_causal_learners_are_scored():
 @pytest.mark.skipif(importlib.util.find_spec("backend.slots") is None, reason="Slots package not built")
 @pytest.mark.slow
 def test_matched_slots_are_scored():
-    assert "slots:sprites" in available_sources()
-    rep = load_source("slots:sprites", n=100, seed=0)
-    assert rep.codes.shape[0] == rep.factors.shape[0] and len(rep.factor_names) == rep.factors.shape[1]
-    r = dci_es(rep.codes, rep.factors, discrete=rep.discrete, seed=0, capacities=[1, 4, 8])
-    assert r.importance.shape == (rep.codes.shape[1], rep.factors.shape[1]) and 0 <= r.I <= 1
+    from backend.slots import matched_slots
 
-
-def test_truncated_forest_equals_depth_limited_forest():
-    """The rf probe grows one forest and truncates it; that must equal fitting max_depth=d directly."""
-    from sklearn.ensemble import RandomForestRegressor
-
-    from backend.disentangle.probes import RF_MAX_SAMPLES, RF_TREES, Targets, _rf, loss
-
-    c, z, _ = toy_codes("mixing", n=600, k=2, seed=0)
-    t = Targets(z[:400], z[400:], np.zeros(2, bool), np.zeros(2, int), np.ones(2))
-    caps = [1, 3, 6]
-    _, losses, imps = _rf(c[:400], c[400:], t, caps, 0, lambda m: None)
-    for i, d in enumerate(caps):
-        m = RandomForestRegressor(RF_TREES, max_depth=d, max_samples=RF_MAX_SAMPLES, random_state=0).fit(c[:400], z[:400, 1])
-        assert losses[1, i] == pytest.approx(loss(m.predict(c[400:]), z[400:, 1], False, 1.0), abs=1e-9)
-        np.testing.assert_allclose(imps[i, :, 1], m.feature_importances_, atol=1e-9)
+    assert {"slots:sprites", "slots:textured"} <= set(available_sources())
+    codes, factors, names, disc = matched_slots(variant="sprites", n=60, seed=10_000)
+    assert codes.shape[0] == factors.shape[0] >= 60 and len(names) == factors.shape[1] == len(disc)
+    r = dci_es(codes, factors, discrete=disc, seed=0, capacities=[1, 4, 8], factor_names=names)
+    assert r.importance.shape == (codes.shape[1], factors.shape[1]) and 0 <= r.I <= 1
+    assert r.per_factor["discrete"].tolist() == list(disc)
