@@ -14,6 +14,8 @@ from ui.state import url_state
 SCALE = 6
 DIGITS = list(range(10))
 EPS_CHOICES = [0.05, 0.1, 0.2, 0.3]
+LRS = [0.0001, 0.0002, 0.0003, 0.0005, 0.001, 0.003]
+ADV_WEIGHTS = [0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0]
 SOURCES = ["Test digit", "Generated", "Draw", "Upload"]
 EVAL_SEED = 1  # the 100 held-out digits of the model card's evaluation
 
@@ -104,6 +106,12 @@ def _diff(a, b, gain: float = 4.0) -> np.ndarray:
     return np.clip(d, 0, 255).astype(np.uint8)
 
 
+def _request(flag: str) -> None:
+    # A click is remembered in session state by its callback, so it survives a rerun that happens before the
+    # button is drawn again (ui.common.header may rerun once to enter the app frame).
+    st.session_state[flag] = True
+
+
 def _pred_text(probs: np.ndarray) -> str:
     k = int(np.argmax(probs))
     return f"{k} ({probs[k]:.0%})"
@@ -127,6 +135,10 @@ if s["source"] not in SOURCES:
     s["source"] = SOURCES[0]
 if s["eps"] not in EPS_CHOICES:
     s["eps"] = 0.1
+if s["adv_weight"] not in ADV_WEIGHTS:
+    s["adv_weight"] = 1.0
+if s["lr"] not in LRS:
+    s["lr"] = 0.0003
 if str(s["target"]) not in ["untargeted", *map(str, DIGITS)]:
     s["target"] = "untargeted"
 
@@ -160,10 +172,10 @@ with tab_one:
                 if st_canvas is None:
                     st.info("The drawing canvas needs `streamlit-drawable-canvas`; upload a drawing instead.")
                 else:
-                    st.caption("Draw one digit, large and centred (white on black).")
                     res = st_canvas(stroke_width=16, stroke_color="#FFFFFF", background_color="#000000",
                                     height=192, width=192, drawing_mode="freedraw", return_image_data=True,
                                     key="apt_canvas")
+                    st.caption("Draw one digit, large and centred; the bin icon clears the canvas.")
                     data = res.image_data if res is not None else None
                     if data is not None and np.asarray(data)[..., :3].max() > 30:  # an empty canvas is not an error
                         raw = np.asarray(data)
@@ -207,12 +219,13 @@ with tab_one:
         st.select_slider("PGD ε (L∞, [0, 1] units)", EPS_CHOICES, key=s.key("eps"),
                          help="The robust CNN was trained against PGD at ε = 0.1.")
     with c_str:
-        st.slider("Adversarial weight λ", 0.05, 5.0, step=0.05, key=s.key("adv_weight"),
-                  help="Weight of the fooling term; higher fools more often but changes the digit more.")
+        st.select_slider("Adversarial weight λ", ADV_WEIGHTS, key=s.key("adv_weight"),
+                         help="Weight of the fooling term; higher fools more often but changes the digit more "
+                              "(see the trade-off curve in the Batch tab).")
         st.slider("Max tuning steps", 0, 1000, step=10, key=s.key("steps"),
                   help="Tuning stops earlier, at the first image that fools the classifier.")
         a1, a2 = st.columns(2)
-        a1.select_slider("Learning rate", [0.0001, 0.0002, 0.0003, 0.0005, 0.001, 0.003], key=s.key("lr"))
+        a1.select_slider("Learning rate", LRS, key=s.key("lr"))
         a2.select_slider("Locality weight", [0.0, 0.1, 0.3, 1.0, 3.0, 10.0], key=s.key("reg_weight"),
                          help="Keeps G' ≈ G at other latents (pivotal tuning's regulariser).")
         st.number_input("Seed", 0, 10_000, step=1, key=s.key("seed"))
@@ -228,8 +241,9 @@ with tab_one:
                     ("reg_weight", float(s["reg_weight"])))
         run_key = json.dumps([image_key, label, settings])
         have = st.session_state.get("apt._result")
-        btn = st.button("Run attack", type="primary", key="apt_run",
+        btn = st.button("Run attack", type="primary", key="apt_run", on_click=_request, args=("apt._run_requested",),
                         help="Pivot inversion, then generator tuning; the image evolves below.")
+        btn = st.session_state.pop("apt._run_requested", False) or btn
         result = None
         if btn:
             from backend.apt import attack
@@ -366,14 +380,16 @@ with tab_batch:
         st.info("The generator's card has no attack evaluation yet: run `python -m backend.train apt`.")
     sw = card.get("sweep")
     if sw:
-        st.markdown(f"**Trade-off: sweep of the adversarial weight λ** (APT vs {sw['classifier']}, "
-                    f"{sw['n_images']} digits)")
-        sdf = pd.DataFrame(sw["rows"])[["adv_weight", "fooling_rate", "ssim", "ssim_fooled", "steps"]]
+        st.markdown(f"**Trade-off: sweep of the adversarial weight λ** (APT, {sw['n_images']} test digits per "
+                    "point; labels: λ). Small λ keeps the digit closer to the original but fools less often.")
+        sdf = pd.DataFrame(sw["rows"])[["classifier", "adv_weight", "fooling_rate", "ssim", "ssim_fooled", "steps"]]
         import altair as alt
 
-        ch = alt.Chart(sdf).mark_line(point=True).encode(
+        base = alt.Chart(sdf).encode(
             x=alt.X("ssim:Q", title="mean SSIM to the original", scale=alt.Scale(zero=False)),
-            y=alt.Y("fooling_rate:Q", title="fooling rate"), tooltip=list(sdf.columns))
+            y=alt.Y("fooling_rate:Q", title="fooling rate"), color=alt.Color("classifier:N"),
+            tooltip=list(sdf.columns))
+        ch = base.mark_line(point=True) + base.mark_text(dy=-8, fontSize=10).encode(text="adv_weight:Q")
         st.altair_chart(ch, width="stretch")
         st.dataframe(sdf, hide_index=True, width="stretch")
     st.divider()
@@ -381,7 +397,8 @@ with tab_batch:
                 "(about a second per digit and classifier on a free CPU).")
     st.number_input("Test digits", 1, 50, step=1, key=s.key("batch_n"))
     s.sync()
-    if st.button("Run batch", key="apt_batch_run"):
+    clicked = st.button("Run batch", key="apt_batch_run", on_click=_request, args=("apt._batch_requested",))
+    if st.session_state.pop("apt._batch_requested", False) or clicked:
         from backend.apt import batch_evaluate
 
         with running("Batch evaluation", cancel_key="apt_batch_cancel") as prog:

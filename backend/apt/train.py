@@ -19,7 +19,8 @@ DEFAULT_STEPS = 800        # minibatch steps (batch 64) of the CNNs (~38 epochs 
 ROBUST_EPS = 0.1           # [0, 1] units (Madry's MNIST setting is 0.3; the smooth 8×8 scans need less)
 N_EVAL = 100               # held-out test digits for the attack evaluation
 EVAL_SEED = 1              # which 100 test digits (test_set(100, seed=1))
-SWEEP = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+SWEEP = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+SWEEP_CLASSIFIERS = ("cnn", "robust")
 N_SWEEP = 20
 STAGES = [  # (stage, kind, seed offset, share of `steps`): PGD training costs ~6× a clean step
     ("cnn", "cnn", 0, 1.0), ("perceptual", "perceptual", 1, 1.0), ("mlp", "mlp", 2, 1.5), ("robust", "robust", 3, 0.75),
@@ -250,11 +251,12 @@ def train(steps=None, device=None, seed=0, resume=False, progress=None, n_eval: 
     from backend.apt import api
 
     clear_cache()
-    fingerprint = json.dumps([vars(api._settings(None)), n_eval, n_sweep, list(sweep), api.DEFAULT_EPS])
+    fingerprint = json.dumps([vars(api._settings(None)), n_eval, n_sweep, list(sweep), SWEEP_CLASSIFIERS,
+                              api.DEFAULT_EPS])
     if state.get("eval_fingerprint") != fingerprint:
         state["eval_rows"], state["eval_fingerprint"] = {}, fingerprint
     rows = state["eval_rows"]
-    jobs = [("attacks", c) for c in api.CLASSIFIERS] + [(f"sweep:{w}", "cnn") for w in sweep]
+    jobs = [("attacks", c) for c in api.CLASSIFIERS] + [(f"sweep:{w}", c) for c in SWEEP_CLASSIFIERS for w in sweep]
     for n_done, (job, c) in enumerate(jobs, 1):
         key = f"{job}|{c}"
         p.update(total - 1, total, f"attack evaluation {n_done}/{len(jobs)}: {key}")
@@ -271,7 +273,7 @@ def train(steps=None, device=None, seed=0, resume=False, progress=None, n_eval: 
             rows[key] = True
         save_train_state(state_name, state)
     eval_rows = [rows[f"{m}|{c}"] for m in ("apt", "pgd", "apt+pgd") for c in api.CLASSIFIERS]
-    sweep_rows = [rows[f"sweep:{w}|cnn"] for w in sweep]
+    sweep_rows = [rows[f"sweep:{w}|{c}"] for c in SWEEP_CLASSIFIERS for w in sweep]
     fr = {(r["mode"], r["classifier"]): r for r in eval_rows}
     eps_tag = f"eps{api.DEFAULT_EPS}"
     attack_metrics = {}
@@ -292,7 +294,7 @@ def train(steps=None, device=None, seed=0, resume=False, progress=None, n_eval: 
                             "rows": eval_rows, "apt_settings": vars(api._settings(None)),
                             "counting": "fooling rate among images whose original (and, for APT, pivot) the "
                                         "attacked classifier got right"}
-    gcard["sweep"] = {"n_images": n_sweep, "classifier": "cnn", "rows": sweep_rows}
+    gcard["sweep"] = {"n_images": n_sweep, "classifiers": list(SWEEP_CLASSIFIERS), "rows": sweep_rows}
     rob = fr[("apt", "robust")]
     gcard["headline"] = {"metric": "apt_fooling_rate_robust",
                          "label": f"APT fools the PGD-trained CNN ({rob['n_eligible']} test digits)",
