@@ -120,7 +120,7 @@ def _pred_text(probs: np.ndarray) -> str:
 # ---------------------------------------------------------------- settings
 s = url_state("apt", {
     "source": SOURCES[0], "index": 0, "gen_label": 3, "gen_seed": 0, "label": 0,
-    "classifier": "cnn", "target": "untargeted", "mode": "apt", "steps": 300, "adv_weight": 1.0,
+    "classifier": "cnn", "target": "untargeted", "mode": "apt", "steps": 300, "adv_weight": 0.1,
     "lr": 0.0003, "reg_weight": 1.0, "eps": 0.1, "seed": 0, "batch_n": 5,
 })
 try:
@@ -136,7 +136,7 @@ if s["source"] not in SOURCES:
 if s["eps"] not in EPS_CHOICES:
     s["eps"] = 0.1
 if s["adv_weight"] not in ADV_WEIGHTS:
-    s["adv_weight"] = 1.0
+    s["adv_weight"] = 0.1
 if s["lr"] not in LRS:
     s["lr"] = 0.0003
 if str(s["target"]) not in ["untargeted", *map(str, DIGITS)]:

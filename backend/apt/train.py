@@ -251,11 +251,17 @@ def train(steps=None, device=None, seed=0, resume=False, progress=None, n_eval: 
     from backend.apt import api
 
     clear_cache()
-    fingerprint = json.dumps([vars(api._settings(None)), n_eval, n_sweep, list(sweep), SWEEP_CLASSIFIERS,
-                              api.DEFAULT_EPS])
-    if state.get("eval_fingerprint") != fingerprint:
-        state["eval_rows"], state["eval_fingerprint"] = {}, fingerprint
+    # results already computed with the same settings are kept on --resume (the sweep ignores adv_weight)
+    settings = vars(api._settings(None))
+    fp = {"main": json.dumps([settings, n_eval, api.DEFAULT_EPS]),
+          "sweep": json.dumps([{k: v for k, v in settings.items() if k != "adv_weight"}, n_sweep])}
+    old_fp = state.get("eval_fingerprints") or {}
     rows = state["eval_rows"]
+    for part in ("main", "sweep"):
+        if old_fp.get(part) != fp[part]:
+            for k in [k for k in rows if k.startswith("sweep:") == (part == "sweep")]:
+                del rows[k]
+    state["eval_fingerprints"] = fp
     jobs = [("attacks", c) for c in api.CLASSIFIERS] + [(f"sweep:{w}", c) for c in SWEEP_CLASSIFIERS for w in sweep]
     for n_done, (job, c) in enumerate(jobs, 1):
         key = f"{job}|{c}"
