@@ -23,14 +23,12 @@ def fit(adata, condition_keys=("cell_type",), max_seconds: float = 120, seed: in
     `condition_keys=[]` trains an unconditional model. 10% of the cells (stratified) are held out and kept
     in `model.test_data` for evaluation. Cancels through `progress` (raises `Cancelled`).
     """
-    import contextlib
-
     from backend.cells.threads import single_thread
     from backend.cells.train import fit_model
 
-    # small problems are dominated by per-op overhead, where extra threads only spin (see threads.py)
-    small = adata.n_obs * adata.n_vars <= 5_000_000
-    with single_thread() if small else contextlib.nullcontext():
+    # one thread: on a shared 2-core machine extra threads mostly spin (measured: 10k x 2000 cells, 2 threads,
+    # 21 autoencoder steps in 50 s under load; see threads.py), and the app stays responsive for other users
+    with single_thread():
         return fit_model(adata, condition_keys, max_seconds=max_seconds, seed=seed, progress=progress, **kw)
 
 
