@@ -9,6 +9,8 @@ import streamlit as st
 
 from backend.core.progress import Cancelled, Progress
 
+_frame_fixed = False
+
 
 def ensure_app_frame() -> None:
     """Make a deep link (e.g. /models) on a fresh server go through app.py's navigation.
@@ -16,11 +18,15 @@ def ensure_app_frame() -> None:
     Streamlit starts in its legacy multipage mode when a `pages/` folder exists, and keeps it until
     some run calls `st.navigation`: the first visitor who opens a page URL directly would run that
     page file alone (no app frame, file names in the sidebar) and leave the whole server that way.
-    If this run is such a legacy run, switch the mode off and rerun through app.py.
+    If this run is such a legacy run, switch the mode off and rerun through app.py. This happens at
+    most once per process (the first run of a fresh server, which carries no widget events); AppTest
+    resets the mode before every run, and a rerun there would swallow the run's button clicks.
     """
+    global _frame_fixed
     from streamlit.runtime.pages_manager import PagesManager
 
-    if PagesManager.uses_pages_directory:
+    if PagesManager.uses_pages_directory and not _frame_fixed:
+        _frame_fixed = True
         PagesManager.uses_pages_directory = False
         st.rerun()
 
