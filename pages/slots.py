@@ -97,6 +97,17 @@ if card is None:
     st.error(f"The `slots-{variant}` checkpoint is missing: train it with `python -m backend.train slots-{variant}`.")
     st.stop()
 
+_target = (card.get("targets") or {}).get("fg_ari")
+if _target is not None and card["metrics"]["fg_ari"] < _target:
+    st.warning(
+        f"This `slots-{variant}` checkpoint misses its target: held-out FG-ARI {card['metrics']['fg_ari']:.3f} "
+        f"(target ≥ {_target}), k-means {card['baselines']['kmeans_fg_ari']:.3f}. It was trained for "
+        f"{card['steps']} steps on a shared CPU (the paper trains 500k steps); its slots have not yet separated "
+        "objects, so expect near-uniform masks. Retrain longer with "
+        f"`python -m backend.train slots-{variant} --steps N` (on a GPU: `--device cuda`).",
+        icon=":material/warning:",
+    )
+
 try:
     rep = _report(variant, n, seed, n_slots, iters)
 except (ValueError, CheckpointError) as e:

@@ -97,8 +97,8 @@ class SlotModel(LockedModel):
             a = a[None]
         if a.ndim != 4 or a.shape[-1] != 3:
             raise ValueError(f"Images must be RGB arrays (N,H,W,3); got shape {a.shape}.")
-        k = int(num_slots or self.num_slots)
-        it = int(iters or self.iters)
+        k = int(self.num_slots if num_slots is None else num_slots)
+        it = int(self.iters if iters is None else iters)
         if not 1 <= k <= MAX_SLOTS:
             raise ValueError(f"The number of slots must be between 1 and {MAX_SLOTS}; got {k}.")
         if not 1 <= it <= MAX_ITERS:
@@ -190,7 +190,7 @@ def dataset_metrics(variant: str = "sprites", n: int = 100, seed: int = 10_000, 
     """Per-image FG-ARI, mIoU, MSE of the model and of the k-means baseline on the same `n` scenes."""
     from backend.core import as_progress
     from backend.slots.data import make_scenes
-    from backend.slots.metrics import ari_per_image, kmeans_segment, miou_per_image
+    from backend.slots.metrics import KMEANS_POS_WEIGHT, ari_per_image, kmeans_segment, miou_per_image
 
     p = as_progress(progress)
     model = load_model(variant)
@@ -200,7 +200,7 @@ def dataset_metrics(variant: str = "sprites", n: int = 100, seed: int = 10_000, 
     km = np.zeros(labels.shape, np.int64)
     for i in range(0, n, 8):
         p.update(i + 1, n + 1, "k-means baseline")
-        km[i:i + 8] = kmeans_segment(imgs[i:i + 8], k=model.num_slots)
+        km[i:i + 8] = kmeans_segment(imgs[i:i + 8], k=model.num_slots, pos_weight=KMEANS_POS_WEIGHT[variant])
     p.update(n + 1, n + 1, "done")
     mse = (((seg.recon.astype(np.float32) - imgs.astype(np.float32)) / 255.0) ** 2).mean(axis=(1, 2, 3))
     return {

@@ -21,6 +21,7 @@ def run(quick: bool = False) -> list[dict]:
     import torch
 
     from backend.slots import fg_ari, kmeans_segment, load_model, make_scenes
+    from backend.slots.metrics import KMEANS_POS_WEIGHT
 
     rows = []
     for variant in ("sprites",) if quick else ("sprites", "textured"):
@@ -39,7 +40,7 @@ def run(quick: bool = False) -> list[dict]:
         m_score = fg_ari(labels, model.segment(imgs, seed=0).masks)
         nk = 8 if quick else 32
         t = time.perf_counter()
-        km = kmeans_segment(imgs[:nk], k=model.num_slots)
+        km = kmeans_segment(imgs[:nk], k=model.num_slots, pos_weight=KMEANS_POS_WEIGHT[variant])
         tk = time.perf_counter() - t
         k_score = fg_ari(labels[:nk], km)
         rows.append({"bench": f"k-means baseline {variant}", "value": nk / tk, "unit": "images/s",

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
+# k-means position weight per variant, picked on the first 100 validation scenes (seed 20,000) from
+# {0.1, 0.2, 0.3, 0.5} by FG-ARI: the baseline is tuned, not a straw man
+KMEANS_POS_WEIGHT = {"sprites": 0.2, "textured": 0.3}
+
 
 def _hard(masks_or_labels) -> np.ndarray:
     """(N,K,H,W) soft masks -> (N,H,W) argmax labels; (N,H,W) ints pass through."""
@@ -68,8 +72,12 @@ def ari_per_image(labels, masks, foreground_only: bool = True) -> np.ndarray:
 
 
 def fg_ari(labels, masks) -> float:
-    """Mean FG-ARI over images: ARI on pixels whose true label is not background (0)."""
-    return float(ari_per_image(labels, masks, True).mean())
+    """Mean FG-ARI over images: ARI on pixels whose true label is not background (0).
+
+    The result lies in [0, 1]: a mean below 0 (worse than chance) is reported as 0. `ari_per_image` keeps
+    the raw per-image values (ARI can be slightly negative), which the model cards average.
+    """
+    return float(min(1.0, max(0.0, ari_per_image(labels, masks, True).mean())))
 
 
 def ari(labels, masks) -> float:
@@ -103,23 +111,46 @@ def miou(labels, masks) -> float:
     return float(miou_per_image(labels, masks).mean())
 
 
-def kmeans_segment(images, k: int = 5, pos_weight: float = 0.5, seed: int = 0) -> np.ndarray:
+def kmeans_segment(images, k: int = 5, pos_weight: float = 0.5, seed: int = 0, n_init: int = 3,
+                   iters: int = 30) -> np.ndarray:
     """The baseline: per-image k-means on (R, G, B, pos_weight*x, pos_weight*y) pixel features.
 
-    Returns hard labels (N, H, W). Colours and positions are both in [0, 1].
+    Colours and positions are both in [0, 1]. All images are clustered at once (vectorised Lloyd
+    iterations with k-means++ seeding, best of `n_init` restarts by inertia), which is ~100x faster than
+    one sklearn KMeans per image. Returns hard labels (N, H, W).
     """
-    from sklearn.cluster import KMeans
-
     imgs = np.asarray(images)
     if imgs.ndim == 3:
         imgs = imgs[None]
     n, h, w, _ = imgs.shape
     yy, xx = np.mgrid[0:h, 0:w]
-    pos = np.stack([xx / max(w - 1, 1), yy / max(h - 1, 1)], -1).reshape(-1, 2) * pos_weight
-    out = np.zeros((n, h, w), np.int64)
-    for i in range(n):
-        f = np.concatenate([imgs[i].reshape(-1, 3) / 255.0, pos], 1)
-        kk = min(k, len(np.unique(f, axis=0)))
-        km = KMeans(n_clusters=kk, n_init=3, max_iter=100, random_state=seed).fit(f)
-        out[i] = km.labels_.reshape(h, w)
-    return out
+    pos = np.stack([xx / max(w - 1, 1), yy / max(h - 1, 1)], -1).reshape(1, -1, 2) * pos_weight
+    f = np.concatenate([imgs.reshape(n, -1, 3) / 255.0, np.broadcast_to(pos, (n, h * w, 2))], 2)
+    rng = np.random.default_rng(seed)
+    best_lab, best_inertia = None, np.full(n, np.inf)
+    rows = np.arange(n)
+    for _ in range(max(1, n_init)):
+        # k-means++ seeding, one image per row
+        centers = np.empty((n, k, f.shape[2]))
+        centers[:, 0] = f[rows, rng.integers(0, h * w, n)]
+        d2 = ((f - centers[:, :1]) ** 2).sum(-1)
+        for j in range(1, k):
+            cdf = np.cumsum(d2, 1)
+            u = rng.random(n) * cdf[:, -1]
+            idx = np.minimum((cdf < u[:, None]).sum(1), h * w - 1)
+            centers[:, j] = f[rows, idx]
+            d2 = np.minimum(d2, ((f - centers[:, j:j + 1]) ** 2).sum(-1))
+        for _it in range(iters):
+            dist = ((f[:, :, None, :] - centers[:, None, :, :]) ** 2).sum(-1)  # (n, P, k)
+            lab = dist.argmin(-1)
+            onehot = np.eye(k)[lab]  # (n, P, k)
+            cnt = onehot.sum(1)  # (n, k)
+            new = np.einsum("npk,npf->nkf", onehot, f) / np.maximum(cnt, 1)[..., None]
+            centers = np.where(cnt[..., None] > 0, new, centers)  # empty clusters keep their centre
+        dist = ((f[:, :, None, :] - centers[:, None, :, :]) ** 2).sum(-1)
+        lab = dist.argmin(-1)
+        inertia = dist.min(-1).sum(1)
+        better = inertia < best_inertia
+        best_lab = lab if best_lab is None else np.where(better[:, None], lab, best_lab)
+        best_inertia = np.minimum(inertia, best_inertia)
+    return best_lab.reshape(n, h, w).astype(np.int64)

@@ -24,7 +24,7 @@ DEFAULT_CONFIG = {
     "mlp_hidden": 128,
     "dec_ch": 32,
     "dec_init": 8,  # broadcast grid of the decoder; < resolution means stride-2 transposed convs up
-    "detach_last": True,  # train with gradients through the last slot iteration only
+    "detach_last": False,  # True: gradients through the last slot iteration only (Chang et al. 2022)
 }
 
 
@@ -108,11 +108,9 @@ class SlotAttentionAE(nn.Module):
         n_up = int(round(math.log2(r / g)))
         if g * 2 ** n_up != r:
             raise ValueError(f"dec_init {g} must be resolution / 2^k (resolution {r}).")
-        # a 3x3 conv at the broadcast grid mixes slot and position before upsampling (cheap at 8x8)
-        dec, ch_in = [nn.Conv2d(d, d, 3, padding=1), nn.ReLU()], d
-        for i in range(n_up):
-            kk = 5 if i < n_up - 1 else 3  # the full-resolution layer is the expensive one: 3x3 there
-            dec += [nn.ConvTranspose2d(ch_in, dc, kk, stride=2, padding=kk // 2, output_padding=1), nn.ReLU()]
+        dec, ch_in = [], d
+        for _ in range(n_up):
+            dec += [nn.ConvTranspose2d(ch_in, dc, 5, stride=2, padding=2, output_padding=1), nn.ReLU()]
             ch_in = dc
         if n_up == 0:
             dec += [nn.Conv2d(ch_in, dc, 5, padding=2), nn.ReLU()]

@@ -21,6 +21,18 @@ def _png(arr: np.ndarray, mode: str | None = None) -> bytes:
     return buf.getvalue()
 
 
+def _huge_png_header(w: int = 20_000, h: int = 20_000) -> bytes:
+    """A PNG whose header says w x h (its pixel data is a stub): the size check must fire before decoding."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
 def test_default_view_gallery_detail_metrics_probe():
     at = run_page(PAGE)
     assert not at.exception, [e.value for e in at.exception]
@@ -35,6 +47,16 @@ def test_default_view_gallery_detail_metrics_probe():
     assert at.dataframe and at.get("plotly_chart")  # metrics table, probe-vs-FG-ARI plot
     assert len(at.get("download_button")) >= 3
     assert not at.error
+    # a checkpoint that misses its target says so on the page
+    from backend.core import read_card
+
+    card = read_card("slots-sprites")
+    missed = card["metrics"]["fg_ari"] < card["targets"]["fg_ari"]
+    assert missed == any("misses its target" in w.value for w in at.warning)
+    # histograms of the model and k-means on the same held-out scenes
+    at.toggle(key="slots.hist_on").set_value(True).run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) >= 4  # three histograms + the probe plot
 
 
 def test_sliders_sort_scene_and_url_state():
@@ -42,23 +64,16 @@ def test_sliders_sort_scene_and_url_state():
     assert not at.exception
     assert at.session_state["slots.variant"] == "textured" and at.session_state["slots.n"] == 8
     assert "FG-ARI, these 8 scenes" in [m.label for m in at.metric]
-    at.selectbox(key="slots.sort").set_value("worst FG-ARI first").run()
+    at.selectbox(key="slots.sort").set_value("worst FG-ARI first")
     at.number_input(key="slots.scene").set_value(3).run()
     assert not at.exception
     caps = [c for im in at.get("image") for c in im.captions]
     assert any(c.startswith("slot 5 mask") for c in caps)  # 6 slots at inference
     assert [c for c in caps if "FG-ARI" in c][0].startswith("scene ")
-    at.slider(key="slots.slots").set_value(3).run()
+    at.slider(key="slots.slots").set_value(3)
     at.slider(key="slots.iters").set_value(1).run()
     assert not at.exception and not at.error
     assert at.query_params["slots"] == ["3"] or at.query_params["slots"] == "3"
-
-
-def test_histograms_toggle():
-    at = run_page(PAGE)
-    at.toggle(key="slots.hist_on").set_value(True).run()
-    assert not at.exception
-    assert len(at.get("plotly_chart")) >= 4  # three histograms + the probe plot
 
 
 def test_uploads_good_converted_and_bad():
@@ -76,9 +91,9 @@ def test_uploads_good_converted_and_bad():
                       ((big[..., 0].astype(np.uint16) * 257), "I;16")]:
         at.file_uploader(key="slots.upload").set_value(("x.png", _png(arr, mode), "image/png")).run()
         assert not at.exception and not at.error, mode
-    # not an image, truncated PNG, 1x1 pixel: a clear message, the page keeps working
+    # not an image, truncated PNG, 1x1 pixel, 20000x20000: a clear message, the page keeps working
     for data, words in [(b"hello, not an image" * 10, "could not be read"), (_png(big)[:200], "could not be read"),
-                        (_png(np.zeros((1, 1, 3), np.uint8)), "at least")]:
+                        (_png(np.zeros((1, 1, 3), np.uint8)), "at least"), (_huge_png_header(), "pixels")]:
         at.file_uploader(key="slots.upload").set_value(("bad.png", data, "image/png")).run()
         assert not at.exception
         assert at.error and words in at.error[0].value, [e.value for e in at.error]
