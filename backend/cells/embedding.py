@@ -53,7 +53,10 @@ def fit_umap(pcs: np.ndarray, seed: int = 0, n_neighbors: int = 15):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return umap.UMAP(n_neighbors=min(n_neighbors, len(pcs) - 1), random_state=seed, min_dist=0.3).fit(pcs)
+        # force the NN-descent index even below 4,096 cells: umap's small-data path computes transform distances
+        # with a Python-callable metric (10k cells into 700: 16 CPU-s vs 3.7 CPU-s with the index)
+        return umap.UMAP(n_neighbors=min(n_neighbors, len(pcs) - 1), random_state=seed, min_dist=0.3,
+                         force_approximation_algorithm=True).fit(pcs)
 
 
 @one_thread
