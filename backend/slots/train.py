@@ -28,8 +28,6 @@ N_TEST = 1000
 RUNS = {
     "slots-sprites": {"variant": "sprites", "steps": 900, "pool": 5000, "train": {"batch_size": 32}},
     "slots-textured": {"variant": "textured", "steps": 600, "pool": 5000, "train": {"batch_size": 32}},
-    # scratch runs for comparing settings (not shipped; see the card's `why`)
-    "slots-sprites-lr1e3": {"variant": "sprites", "steps": 2400, "pool": 5000},
 }
 TRAIN_CONFIG = {
     "batch_size": 16,
