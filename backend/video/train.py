@@ -20,7 +20,7 @@ CONFIG = {
 }
 DEFAULT_STEPS = 2400
 SAVE_EVERY = 200
-N_EVAL = 48
+N_EVAL = 32
 WHY = (
     "32x32 RGB x 12 frames: the smallest size at which 1-3 sprites of radius 2.5-4.5 px stay distinct and "
     "'every 4th frame given' leaves 3-frame gaps to infill; 12 rather than 16 frames cuts training cost by "
@@ -160,7 +160,7 @@ TASKS = {
 
 
 def evaluate(model, n_eval: int = N_EVAL, steps: int = 25, seed: int = 0, progress=None, best_of: int = 4,
-             n_best: int = 16):
+             n_best: int = 8):
     """Held-out metrics (model) and baselines (dicts name -> float) plus per-frame extras for the card."""
     from backend.video.data import EVAL_SEED, make_videos
     from backend.video.metrics import baseline, clip_scores, diversity, psnr

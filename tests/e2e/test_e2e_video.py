@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -20,7 +22,7 @@ def test_video_page_in_chromium(server, page):
                            timeout=30_000)
     assert page.evaluate("document.querySelector('video').videoWidth") > 0
     expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible()
-    page.locator(".st-key-video\\.generate button").click()
+    page.get_by_role("button", name=re.compile(r"^Generate \(")).click()
     wait_idle(page)
     assert page.get_by_test_id("stException").count() == 0
     screenshot(page, "video")
