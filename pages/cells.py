@@ -205,7 +205,9 @@ _fix("gene", genes)
 c1, c2, c3 = st.columns([2, 1, 1])
 with c1:
     st.radio("Placement of generated cells", place_opts, format_func=PLACEMENTS.get, key=s.key("place"),
-             horizontal=True)
+             horizontal=True, help="k-NN placement is instant. The first UMAP transform in a server process fits "
+             "the real-cell UMAP model once (about a minute on 2 busy cores, numba compilation); later requests "
+             "reuse it. The joint UMAP is recomputed for every request.")
 with c2:
     st.selectbox("Color by", color_opts, key=s.key("color"))
 with c3:
