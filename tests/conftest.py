@@ -142,6 +142,10 @@ def open_page(page, base_url: str, url_path: str = "", query: str = "", timeout:
     page.goto(f"{base_url}/{url_path}{query}", timeout=timeout)
     page.wait_for_selector('[data-testid="stAppViewContainer"]', timeout=timeout)
     wait_idle(page, timeout)
+    # every page starts with a title; a fresh server's first deep link reruns once through app.py, and
+    # the app can look idle for a moment in between
+    page.wait_for_selector('[data-testid="stMain"] h1', timeout=timeout)
+    wait_idle(page, timeout)
     page.wait_for_function("document.querySelectorAll('[data-testid=stSkeleton]').length === 0", timeout=timeout)
     assert page.get_by_test_id("stException").count() == 0, f"exception shown on /{url_path}"
     return page
