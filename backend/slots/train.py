@@ -26,7 +26,7 @@ N_VAL = 256
 N_TEST = 1000
 
 RUNS = {
-    "slots-sprites": {"variant": "sprites", "steps": 900, "pool": 5000, "train": {"batch_size": 32}},
+    "slots-sprites": {"variant": "sprites", "steps": 2400, "pool": 5000, "train": {"batch_size": 32}},
     "slots-textured": {"variant": "textured", "steps": 600, "pool": 5000, "train": {"batch_size": 32}},
 }
 TRAIN_CONFIG = {
