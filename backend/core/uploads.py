@@ -19,7 +19,8 @@ MAX_VIDEO_BYTES = 200 * MB
 MAX_H5AD_BYTES = 200 * MB
 
 
-def _as_bytes(data) -> bytes:
+def as_bytes(data) -> bytes:
+    """Bytes of an upload (Streamlit UploadedFile, file object or bytes)."""
     if hasattr(data, "getvalue"):
         return data.getvalue()
     if hasattr(data, "read"):
@@ -27,7 +28,8 @@ def _as_bytes(data) -> bytes:
     return bytes(data)
 
 
-def _check_size(raw: bytes, cap: int, what: str) -> None:
+def check_size(raw: bytes, cap: int, what: str) -> None:
+    """ValueError for an empty upload or one over `cap` bytes, naming `what` it is."""
     if len(raw) == 0:
         raise ValueError(f"The {what} file is empty.")
     if len(raw) > cap:
@@ -42,8 +44,8 @@ def load_image(data, max_bytes: int = MAX_IMAGE_BYTES, max_pixels: int = MAX_IMA
     """
     from PIL import Image, UnidentifiedImageError
 
-    raw = _as_bytes(data)
-    _check_size(raw, max_bytes, "image")
+    raw = as_bytes(data)
+    check_size(raw, max_bytes, "image")
     try:
         with Image.open(io.BytesIO(raw)) as im:
             w, h = im.size
@@ -94,8 +96,8 @@ def load_video(data, max_bytes: int = MAX_VIDEO_BYTES, start: int = 0, max_frame
     """
     import cv2
 
-    raw = _as_bytes(data)
-    _check_size(raw, max_bytes, "video")
+    raw = as_bytes(data)
+    check_size(raw, max_bytes, "video")
     with tempfile.NamedTemporaryFile(suffix=_guess_suffix(raw), delete=False) as f:
         f.write(raw)
         path = f.name
@@ -139,7 +141,7 @@ def video_frame_count(data) -> int:
     """Frame count reported by the container (0 when unknown)."""
     import cv2
 
-    raw = _as_bytes(data)
+    raw = as_bytes(data)
     with tempfile.NamedTemporaryFile(suffix=_guess_suffix(raw), delete=False) as f:
         f.write(raw)
         path = f.name
@@ -166,8 +168,8 @@ def load_h5ad(data, max_bytes: int = MAX_H5AD_BYTES):
     """Read an uploaded .h5ad into AnnData; clear errors for non-HDF5 or unreadable files."""
     import anndata as ad
 
-    raw = _as_bytes(data)
-    _check_size(raw, max_bytes, ".h5ad")
+    raw = as_bytes(data)
+    check_size(raw, max_bytes, ".h5ad")
     if raw[:8] != b"\x89HDF\r\n\x1a\n":
         raise ValueError("This is not an .h5ad file (no HDF5 signature). Save your data with `adata.write_h5ad(...)`.")
     with tempfile.NamedTemporaryFile(suffix=".h5ad", delete=False) as f:

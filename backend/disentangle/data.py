@@ -10,7 +10,7 @@ import io
 import numpy as np
 import pandas as pd
 
-from backend.core.uploads import _as_bytes, _check_size
+from backend.core.uploads import as_bytes, check_size
 
 TOY_CODES = {
     "identity": "c = z: one code per factor (ideal: D = C = I = 1)",
@@ -74,8 +74,8 @@ def load_codes_file(data, filename: str = "codes.csv"):
     NPZ: arrays `codes` (N, L) and `factors` (N, K); optional `discrete` (K,) bool, `factor_names`,
     `code_names`. Returns (codes, factors, factor_names, code_names, discrete or None).
     """
-    raw = _as_bytes(data)
-    _check_size(raw, MAX_UPLOAD_BYTES, "codes")
+    raw = as_bytes(data)
+    check_size(raw, MAX_UPLOAD_BYTES, "codes")
     name = (filename or "").lower()
     if name.endswith(".npz") or raw[:2] == b"PK":
         return _load_npz(raw)
