@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from backend.cells.model import NBAutoencoder, VelocityNet, integrate, sample_nb
+from backend.cells.model import DEFAULT_STEPS, NBAutoencoder, VelocityNet, integrate, nb_csr, sample_nb
 from backend.cells.threads import one_thread
 from backend.core.cache import LockedModel, cached
 from backend.core.device import get_device
@@ -44,6 +44,9 @@ class CellsModel(LockedModel):
         self.latent_std = torch.as_tensor(payload.get("latent_std", torch.ones(c["latent"]))).float()
         self.lib_sizes = np.asarray(payload["lib_sizes"], dtype=np.float32)
         self.lib_codes = np.asarray(payload["lib_codes"], dtype=np.int64).reshape(len(self.lib_sizes), -1)
+        # per-type inverse dispersion for the first attribute (CFGen's covariate_specific_theta), if trained
+        lt = payload.get("log_theta_type")
+        self.log_theta_type = None if lt is None else torch.as_tensor(lt).float()
         self.reference = payload.get("reference")
         self.split = payload.get("split")
         self.card = card or {}
@@ -59,6 +62,8 @@ class CellsModel(LockedModel):
             "latent_mean": self.latent_mean.cpu(), "latent_std": self.latent_std.cpu(),
             "lib_sizes": torch.as_tensor(self.lib_sizes), "lib_codes": torch.as_tensor(self.lib_codes),
         }
+        if self.log_theta_type is not None:
+            out["log_theta_type"] = self.log_theta_type
         if self.reference is not None:
             out["reference"] = self.reference
         if self.split is not None:
@@ -114,10 +119,10 @@ class CellsModel(LockedModel):
         n = codes.shape[0]
         out = np.empty(n, dtype=np.float32)
         active = [i for i, u in enumerate(used) if u]
-        groups: dict = {}
-        for r in range(n):
-            groups.setdefault(tuple(codes[r, active]), []).append(r)
-        for key, rows in groups.items():
+        keys, inverse = np.unique(codes[:, active], axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        for g, key in enumerate(keys):
+            rows = np.flatnonzero(inverse == g)
             pool = np.arange(len(self.lib_sizes))
             for m in range(len(active), -1, -1):
                 sel = np.ones(len(self.lib_sizes), bool)
@@ -130,20 +135,22 @@ class CellsModel(LockedModel):
         return out
 
     @one_thread
-    def generate(self, n: int = 500, conditions=None, guidance=None, seed: int = 0, steps: int = 30,
-                 solver: str = "midpoint", progress=None, batch: int = 20_000):
+    def generate(self, n: int = 500, conditions=None, guidance=None, seed: int = 0, steps: int | None = DEFAULT_STEPS,
+                 solver: str = "midpoint", progress=None, batch: int = 2048):
         """Generate `n` cells of integer counts.
 
         conditions: dict {attribute: value} (all cells alike), a DataFrame with n rows, or None (unconditional).
         guidance: None (weight 1 for each conditioned attribute), a float for all, or {attribute: weight}.
-        Returns AnnData over `self.var_names`; obs holds the conditions and the size factor used.
+        steps: fixed ODE steps (midpoint: 2 network evaluations each). `batch` rows are integrated at a time
+        (small batches stay in the CPU cache). Returns AnnData over `self.var_names`; obs holds the conditions
+        and the size factor used.
         """
         import anndata as ad
-        import scipy.sparse as sp
 
         n = int(n)
         if n < 1 or n > MAX_GENERATE:
             raise ValueError(f"Number of cells must be between 1 and {MAX_GENERATE:,} (got {n}).")
+        steps = DEFAULT_STEPS if steps is None else int(steps)
         codes, used, obs = self._codes(conditions, n)
         weights: list = [None] * len(self.condition_keys)
         for i, key in enumerate(self.condition_keys):
@@ -162,21 +169,27 @@ class CellsModel(LockedModel):
         rng = np.random.default_rng(seed)
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
         x0 = torch.randn(n, self.config["latent"], generator=gen)
-        lib = self._size_factors(codes, used, rng)
-        theta = self.ae.theta.detach().cpu().numpy()
-        chunks = []
+        lib = torch.as_tensor(self._size_factors(codes, used, rng))
+        codes_t = torch.as_tensor(codes)
+        z = torch.empty_like(x0)
         n_chunks = (n + batch - 1) // batch
         with self.lock, torch.inference_mode():
             for c in range(n_chunks):
                 sl = slice(c * batch, min(n, (c + 1) * batch))
-                z = integrate(self.flow, x0[sl].to(self.device), torch.as_tensor(codes[sl], device=self.device),
-                              weights, steps=steps, solver=solver,
-                              progress=_Sub(p, c, n_chunks) if progress is not None else None)
-                z = z * self.latent_std.to(self.device) + self.latent_mean.to(self.device)
-                mu = self.ae.mean(z, torch.as_tensor(lib[sl], device=self.device)).cpu().numpy()
-                chunks.append(sp.csr_matrix(sample_nb(mu, theta, rng)))
-        x = sp.vstack(chunks).tocsr() if len(chunks) > 1 else chunks[0]
-        obs["size_factor"] = lib
+                z[sl] = integrate(self.flow, x0[sl].to(self.device), codes_t[sl].to(self.device), weights,
+                                  steps=steps, solver=solver,
+                                  progress=_Sub(p, c, n_chunks) if progress is not None else None).cpu()
+            z = z * self.latent_std + self.latent_mean
+            mus = [self.ae.mean(z[s : s + 4096].to(self.device), lib[s : s + 4096].to(self.device)).cpu()
+                   for s in range(0, n, 4096)]
+            mu = torch.cat(mus) if len(mus) > 1 else mus[0]
+            # exact NB counts, sampled sparse (most entries are zeros) from the same seeded generator
+            if self.log_theta_type is not None and used and used[0]:  # the cell's type sets its dispersion
+                theta = self.log_theta_type.exp()[codes_t[:, 0]]
+            else:
+                theta = self.ae.theta.detach().cpu()
+            x = nb_csr(mu, theta, gen)
+        obs["size_factor"] = lib.numpy()
         out = ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=list(self.var_names)))
         out.uns["generation"] = {"seed": int(seed), "steps": int(steps), "solver": solver,
                                  "guidance": {k: w for k, w in zip(self.condition_keys, weights) if w is not None}}

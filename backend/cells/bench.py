@@ -37,7 +37,9 @@ def run(quick: bool = False) -> list[dict]:
     cond = pd.DataFrame({"cell_type": np.random.default_rng(0).choice(labels, n)})
     model.generate(50, conditions=cond[:50], seed=0)  # warm-up (allocations, first-call overhead)
     gen, wall, cpu = _timed(lambda: model.generate(n, conditions=cond, seed=0))
-    rows.append({"bench": f"generate {n:,} cells (30 midpoint steps, guidance 1)", "value": wall, "unit": "s",
+    from backend.cells.model import DEFAULT_STEPS
+
+    rows.append({"bench": f"generate {n:,} cells ({DEFAULT_STEPS} midpoint steps, guidance 1)", "value": wall, "unit": "s",
                  "cpu_s": round(cpu, 2), "target": "< 3 s on 2 cores", "peak_rss_mb": round(_peak_mb())})
 
     emb = reference(model, real)

@@ -121,6 +121,50 @@ def test_nb_sampling_integers_mean_variance():
     assert np.allclose(x.var(0), mu + mu**2 / theta, rtol=0.06)
 
 
+def test_nb_sampler_matches_the_pmf_on_both_paths():
+    """Inverse-CDF path (small means) and Gamma-Poisson path (large means) both follow NB(mu, theta)."""
+    import torch
+    from scipy import stats
+
+    from backend.cells.model import nb_csr, sample_nb_dense
+
+    mu = torch.tensor([0.05, 0.8, 3.0, 12.0, 60.0])
+    theta = torch.tensor([0.4, 100.0, 0.35, 2.0, 0.5])
+    x = sample_nb_dense(mu.expand(200_000, 5), theta, torch.Generator().manual_seed(0)).numpy()
+    assert np.all(x == np.rint(x)) and x.min() >= 0
+    for j in range(5):
+        m, t = float(mu[j]), float(theta[j])
+        ks = np.arange(6)
+        emp = np.array([(x[:, j] == k).mean() for k in ks])
+        assert np.abs(emp - stats.nbinom.pmf(ks, t, t / (t + m))).max() < 0.005, j
+        assert x[:, j].mean() == pytest.approx(m, rel=0.03)
+    # per-row inverse dispersions (one theta row per cell, e.g. per cell type) and the sparse output agree
+    th2 = torch.tensor([[0.5] * 5, [50.0] * 5]).repeat(50_000, 1)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    dense = sample_nb_dense(torch.full((100_000, 5), 4.0), th2, g1).numpy()
+    assert dense[0::2].var() > 4 * dense[1::2].var()  # theta 0.5: var 36; theta 50: var 4.3
+    csr = nb_csr(torch.full((100_000, 5), 4.0), th2, g2)
+    assert (csr != sp.csr_matrix(dense)).nnz == 0
+
+
+def test_type_theta_fit_keeps_empty_groups():
+    import torch
+
+    from backend.cells.model import NBAutoencoder, fit_group_theta
+
+    torch.manual_seed(0)
+    ae = NBAutoencoder(8, (16,), 3)
+    counts = torch.poisson(torch.full((40, 8), 3.0))
+    counts[:20, 0] = 0  # a gene never seen in type 0: unbounded ML would send its theta to 0
+    with torch.no_grad():
+        ae.log_theta.copy_(torch.linspace(-1.0, 2.0, 8))
+    out = fit_group_theta(ae, counts, torch.tensor([0] * 20 + [2] * 20), 3, steps=200)
+    assert out.shape == (3, 8)
+    assert torch.equal(out[1], ae.log_theta.detach()), "a type without cells keeps the shared theta"
+    assert not torch.equal(out[0], ae.log_theta.detach())
+    assert out.min() >= -1.0 - 1e-6, "no theta below the smallest shared one"
+
+
 # --- flow matching and guidance --------------------------------------------------------------------------
 
 
@@ -159,6 +203,11 @@ def test_guidance_shapes_and_limits():
     v_c2 = net(x, t, codes, torch.tensor([[0.0, 1.0]] * 5))
     assert torch.allclose(two, v_unc + 1.5 * (v_c1 - v_unc) + 0.5 * (v_c2 - v_unc), atol=1e-5)
     assert not torch.allclose(v_c1, v_unc)
+    # the sampler's precomputed field is the same function
+    from backend.cells.model import GuidedField
+
+    for w in ([None, None], [0.0, None], [1.0, None], [1.5, 0.5], [None, 2.0]):
+        assert torch.allclose(GuidedField(net, codes, w, 5)(x, 0.3), guided_velocity(net, x, t, codes, w), atol=1e-5)
 
 
 def test_generate_counts_conditions_and_errors(model):
@@ -242,6 +291,11 @@ def test_shipped_card_beats_baseline(model):
     assert m["w2_types_ge20"] < b["nb_w2_types_ge20"], (m["w2_types_ge20"], b["nb_w2_types_ge20"])
     assert card["headline"]["value"] == m["rbf_mmd"] and card["headline"]["baseline"] == b["nb_rbf_mmd"]
     assert card["n_eval"] >= 150 and card["command"].startswith("python -m backend.train cells-pbmc68k")
+    # the guidance weight was chosen on a validation split carved from the training cells, not on the test cells
+    val = card["validation"]
+    assert val["n_fit"] + val["n_val"] == card["n_train"] and val["guidance"] in [r["guidance"] for r in val["rows"]]
+    # per-type inverse dispersions (CFGen's covariate_specific_theta) ship with the model
+    assert tuple(model.log_theta_type.shape) == (len(model.categories["cell_type"]), model.n_genes)
 
 
 @pytest.mark.slow
@@ -252,7 +306,8 @@ def test_shipped_model_beats_baseline_live(model, real):
 
     train, test = split_real(model, real)
     assert not set(train.obs_names) & set(test.obs_names)
-    comp = compare_to_baseline(model, train, test, replicates=(0,), guidance={"cell_type": 1.5})
+    g = (model.card.get("validation") or {}).get("guidance", 1.5)  # the weight chosen on validation
+    comp = compare_to_baseline(model, train, test, replicates=(0,), guidance={"cell_type": g})
     assert comp["cfgen"]["rbf_mmd"] < comp["baseline"]["rbf_mmd"]
     assert comp["cfgen"]["w2_large"] < comp["baseline"]["w2_large"]
 
