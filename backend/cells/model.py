@@ -10,6 +10,7 @@ per attribute, summed with the time embedding; a masked attribute contributes no
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import torch
@@ -141,7 +142,7 @@ class NBAutoencoder(nn.Module):
 
 
 def fit_group_theta(ae: NBAutoencoder, counts: torch.Tensor, groups: torch.Tensor, n_groups: int,
-                    steps: int = 300, lr: float = 0.05) -> torch.Tensor:
+                    steps: int = 300, lr: float = 0.05, max_seconds: float | None = None) -> torch.Tensor:
     """Per-group (cell type) per-gene inverse dispersions, log theta (n_groups, G), by maximum likelihood with the
     trained decoder's means held fixed: CFGen's `covariate_specific_theta`, fit after the autoencoder.
 
@@ -158,7 +159,10 @@ def fit_group_theta(ae: NBAutoencoder, counts: torch.Tensor, groups: torch.Tenso
     lo, hi = float(start.min()), math.log(1e4)
     log_t = start.repeat(n_groups, 1).requires_grad_(True)
     opt = torch.optim.Adam([log_t], lr=lr)
+    t0 = time.time()
     for _ in range(steps):
+        if max_seconds is not None and time.time() - t0 > max_seconds:
+            break  # time-budgeted (in-app training): fewer steps from the shared start
         loss = -nb_log_prob(counts, mu, log_t[groups].exp()).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

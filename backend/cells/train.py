@@ -28,6 +28,7 @@ DEFAULT_CONFIG = {
     "flow_lr": 1e-3, "flow_wd": 1e-6, "flow_batch": 256,
     "p_cond": 0.8, "sigma": 1e-4,
     "type_theta": True,  # per-cell-type inverse dispersion (CFGen's covariate_specific_theta), fit after stage 1
+    "balanced_cond": True,  # attribute-conditioned rows drawn class-balanced (see flow_train_step)
 }
 
 
@@ -78,6 +79,14 @@ class Trainer:
         self.flow_losses: list[float] = []
         self.n_categories = list(n_categories)
         self.log_theta_type = None
+        # per attribute: training rows grouped by category (for class-balanced conditioned rows)
+        self.members = []
+        for i in range(self.k):
+            col = self.codes[:, i].cpu()
+            order = torch.argsort(col, stable=True)
+            counts = torch.bincount(col, minlength=self.n_categories[i])
+            present = torch.nonzero(counts).squeeze(1)
+            self.members.append((order, torch.cumsum(counts, 0) - counts, counts, present))
 
     def _batch(self, bs: int) -> torch.Tensor:
         n = self.x.shape[0]
@@ -115,14 +124,12 @@ class Trainer:
     def flow_train_step(self) -> float:
         self.flow.train()
         c = self.cfg
-        idx = self._batch(c["flow_batch"]).to(self.device)
-        z1 = self.z[idx]
-        b = z1.shape[0]
+        idx = self._batch(c["flow_batch"])
+        b = idx.shape[0]
         # stratified ("antithetic") times: one uniform offset, b evenly spaced values, as CFGen
         t0 = torch.rand(1, generator=self.gen).item() / b
         t = (t0 + torch.arange(b, dtype=torch.float32) / b)[torch.randperm(b, generator=self.gen)].to(self.device)
-        eps = torch.randn(z1.shape, generator=self.gen).to(self.device)
-        xt, ut = fm_pair(z1, t, eps, c["sigma"])
+        eps = torch.randn((b, self.z.shape[1]), generator=self.gen).to(self.device)
         # condition on ONE random attribute with probability p_cond, else unconditional (CFGen's scheme)
         mask = torch.zeros(b, self.k, device=self.device)
         if self.k:
@@ -130,6 +137,19 @@ class Trainer:
             which = torch.randint(0, self.k, (b,), generator=self.gen)
             rows = torch.nonzero(cond).ravel()
             mask[rows.to(self.device), which[rows].to(self.device)] = 1.0
+            if c.get("balanced_cond"):
+                # rows conditioned on attribute i get a cell of a uniformly drawn category of i: the target of
+                # v(x|c_i) depends only on p(z|c_i), which this leaves unchanged, while rare categories get as
+                # many updates as common ones; unconditional rows keep the data distribution
+                for i, (order, start, counts, present) in enumerate(self.members):
+                    r = rows[which[rows] == i]
+                    if r.numel():
+                        cat = present[torch.randint(0, present.numel(), (r.numel(),), generator=self.gen)]
+                        pos = (torch.rand(r.numel(), generator=self.gen) * counts[cat]).long()
+                        idx[r] = order[start[cat] + torch.minimum(pos, counts[cat] - 1)]
+        idx = idx.to(self.device)
+        z1 = self.z[idx]
+        xt, ut = fm_pair(z1, t, eps, c["sigma"])
         v = self.flow(xt, t, self.codes[idx], mask)
         loss = ((v - ut) ** 2).mean()
         self.opt_flow.zero_grad(set_to_none=True)
@@ -159,14 +179,15 @@ class Trainer:
         if self.flow_step > 0 or self.ae_step > 0:
             self.encode_all()
 
-    def fit_type_theta(self, max_cells: int = 1024, steps: int = 300) -> None:
+    def fit_type_theta(self, max_cells: int = 1024, steps: int = 300, max_seconds: float | None = None) -> None:
         """Per-type inverse dispersions for the first attribute (on up to `max_cells` training cells)."""
         if not (self.cfg.get("type_theta") and self.k):
             return
         n = self.x.shape[0]
         idx = np.sort(torch.randperm(n, generator=self.gen)[:max_cells].numpy()) if n > max_cells else np.arange(n)
         xb = self.dense[idx] if self.dense is not None else _rows(self.x, idx).to(self.device)
-        self.log_theta_type = fit_group_theta(self.ae, xb, self.codes[idx, 0], self.n_categories[0], steps=steps)
+        self.log_theta_type = fit_group_theta(self.ae, xb, self.codes[idx, 0], self.n_categories[0], steps=steps,
+                                              max_seconds=max_seconds)
 
     def model_payload(self, var_names, condition_keys, categories, lib_sizes, lib_codes, name: str) -> dict:
         if self.z is None:
@@ -238,12 +259,15 @@ def fit_model(adata, condition_keys=(), max_seconds: float = 120, seed: int = 0,
     tr_.encode_all()
     t1 = time.time()
     with single_thread():  # the flow net is tiny whatever the data size: extra threads only spin
-        while tr_.flow_step < max_flow_steps and (time.time() - t_start < max_seconds * 0.97
+        while tr_.flow_step < max_flow_steps and (time.time() - t_start < max_seconds * 0.93
                                                   or tr_.flow_step < 2 * min_steps):
             loss = tr_.flow_train_step()
             if tr_.flow_step % 20 == 0:
                 frac = min(1.0, (time.time() - t_start) / max_seconds)
                 p.update(int(1000 * frac), 1000, f"flow step {tr_.flow_step}, loss {loss:.3f}")
+    # per-type dispersions within the last ~4% of the budget (a subsample of cells, fewer steps if need be)
+    with single_thread():
+        tr_.fit_type_theta(max_cells=512, max_seconds=max(0.5, max_seconds * 0.97 - (time.time() - t_start)))
     lib = np.asarray(train.X.sum(1)).ravel()
     payload = tr_.model_payload(data.var_names, keys, cats, lib, codes, name="uploaded")
     payload["split"] = {"train_obs": list(data.obs_names[tr]), "test_obs": list(data.obs_names[te])}
@@ -423,7 +447,11 @@ def train_pbmc68k(steps=None, device=None, seed=0, resume=False, progress=None) 
                 "(unbounded, genes never seen in a small type go to theta -> 0 and would sample rare huge counts); "
                 "generation uses the conditioned type's theta (the shared one when the cell type is not conditioned). The flow net is a small residual MLP "
                 "(hidden 64, emb 32, 3 blocks, like CFGen's resnet_small) on standardised latents, lr 1e-3 (10x "
-                "CFGen's) so it converges in a few thousand steps on one CPU thread. The cell-type guidance weight "
+                "CFGen's) so it converges in a few thousand steps on one CPU thread. Unlike CFGen, the rows of a "
+                "flow batch that condition on an attribute are drawn class-balanced (a uniform category, then one "
+                "of its cells): v(x|c) still regresses on p(z|c), but rare types (6-14 training cells) get as many "
+                "updates as common ones; unconditional rows keep the data distribution (validation W2 0.05-0.16 "
+                "lower at every guidance weight). The cell-type guidance weight "
                 "is chosen on a validation split of the training cells (20%, stratified; a model trained on the "
                 "other 80%; criterion: the lowest validation W2 among the weights whose validation RBF-MMD beats the NB "
                 "baseline's), never on the held-out cells; the shipped model is then "

@@ -165,6 +165,38 @@ def test_type_theta_fit_keeps_empty_groups():
     assert out.min() >= -1.0 - 1e-6, "no theta below the smallest shared one"
 
 
+@pytest.mark.parametrize("balanced", [False, True])
+def test_flow_conditioned_rows_class_balanced(balanced):
+    """balanced_cond: rows conditioned on an attribute see its categories equally often; others keep the data mix."""
+    import torch
+
+    from backend.cells.train import Trainer
+
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(2.0, size=(100, 12)).astype(np.float32)
+    codes = np.array([0] * 90 + [1] * 10)[:, None]
+    tr = Trainer(counts, codes, [2], {"ae_hidden": [8], "latent": 3, "balanced_cond": balanced, "flow_batch": 256},
+                 seed=0)
+    tr.encode_all()
+    seen = {"cond": [], "uncond": []}
+    flow = tr.flow
+
+    class Recorder(torch.nn.Module):
+        def forward(self, x, t, c, mask):
+            on = mask[:, 0] > 0
+            seen["cond"].append(c[on, 0])
+            seen["uncond"].append(c[~on, 0])
+            return flow(x, t, c, mask)
+
+    tr.flow = Recorder()
+    for _ in range(20):
+        tr.flow_train_step()
+    cond = torch.cat(seen["cond"]).float().mean().item()
+    uncond = torch.cat(seen["uncond"]).float().mean().item()
+    assert abs(uncond - 0.1) < 0.05
+    assert abs(cond - (0.5 if balanced else 0.1)) < 0.05
+
+
 # --- flow matching and guidance --------------------------------------------------------------------------
 
 
