@@ -25,6 +25,12 @@ DEFAULT_CONFIG = {
     "dec_ch": 32,
     "dec_init": 8,  # broadcast grid of the decoder; < resolution means stride-2 transposed convs up
     "detach_last": False,  # True: gradients through the last slot iteration only (Chang et al. 2022)
+    "enc_kernel": 5,  # encoder conv kernel size
+    "dec_kernel": 5,  # 1 with dec_init == resolution: per-pixel MLP decoder of dec_layers hidden layers
+    "dec_layers": 3,
+    "qkv_bias": False,  # bias terms in the k/q/v projections (reported crucial in lucidrains/slot-attention#2)
+    "cosine_attn": 0.0,  # > 0: attention logits = this * cos(k, q) (fixed temperature), so they cannot shrink to 0
+    "slot_init": "shared",  # "shared": one Gaussian for all slots; "per_slot": a learned mean per slot (+ noise)
 }
 
 
@@ -46,23 +52,36 @@ class SoftPositionEmbed(nn.Module):
 
 
 class SlotAttention(nn.Module):
-    def __init__(self, in_dim: int, dim: int = 64, hidden: int = 128, eps: float = 1e-8):
+    def __init__(self, in_dim: int, dim: int = 64, hidden: int = 128, eps: float = 1e-8, per_slot: int = 0,
+                 cosine: float = 0.0, bias: bool = False):
         super().__init__()
+        self.cosine = float(cosine)
         self.dim, self.eps, self.scale = dim, eps, dim ** -0.5
         self.norm_in = nn.LayerNorm(in_dim)
         self.norm_slots = nn.LayerNorm(dim)
         self.norm_mlp = nn.LayerNorm(dim)
-        self.to_k = nn.Linear(in_dim, dim, bias=False)
-        self.to_v = nn.Linear(in_dim, dim, bias=False)
-        self.to_q = nn.Linear(dim, dim, bias=False)
+        self.to_k = nn.Linear(in_dim, dim, bias=bias)
+        self.to_v = nn.Linear(in_dim, dim, bias=bias)
+        self.to_q = nn.Linear(dim, dim, bias=bias)
         self.gru = nn.GRUCell(dim, dim)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, dim))
         lim = math.sqrt(6.0 / (1 + dim))
-        self.mu = nn.Parameter(torch.empty(1, 1, dim).uniform_(-lim, lim))
+        self.mu = nn.Parameter(torch.empty(1, max(1, per_slot), dim).uniform_(-lim, lim))
         self.log_sigma = nn.Parameter(torch.empty(1, 1, dim).uniform_(-lim, lim))
         nn.init.zeros_(self.gru.bias_ih)
         nn.init.zeros_(self.gru.bias_hh)
         nn.init.orthogonal_(self.gru.weight_hh)
+
+    def init_means(self, num_slots: int) -> torch.Tensor:
+        """(1, K, D) means of the slot initialisation. With learned per-slot means and K different from the
+        number trained, the first min(K, K_train) means are used and extra slots start at their average."""
+        m = self.mu
+        if m.shape[1] == 1:
+            return m.expand(1, num_slots, -1)
+        if num_slots <= m.shape[1]:
+            return m[:, :num_slots]
+        extra = m.mean(1, keepdim=True).expand(1, num_slots - m.shape[1], -1)
+        return torch.cat([m, extra], 1)
 
     def forward(self, inputs, num_slots: int, iters: int, noise: torch.Tensor | None = None,
                 detach_last: bool = False):
@@ -71,7 +90,7 @@ class SlotAttention(nn.Module):
         k, v = self.to_k(x), self.to_v(x)
         if noise is None:
             noise = torch.randn(b, num_slots, self.dim, device=inputs.device, dtype=inputs.dtype)
-        init = slots = self.mu + self.log_sigma.exp() * noise  # reparameterised: gradients reach mu, sigma
+        init = slots = self.init_means(num_slots) + self.log_sigma.exp() * noise  # reparameterised
         attn = None
         for it in range(iters):
             if detach_last and it == iters - 1 and iters > 1:
@@ -80,7 +99,11 @@ class SlotAttention(nn.Module):
                 slots = slots.detach() + init - init.detach()
             prev = slots
             q = self.to_q(self.norm_slots(slots))
-            logits = torch.einsum("bnd,bkd->bnk", k, q) * self.scale
+            if self.cosine > 0:
+                logits = torch.einsum("bnd,bkd->bnk", nn.functional.normalize(k, dim=-1),
+                                      nn.functional.normalize(q, dim=-1)) * self.cosine
+            else:
+                logits = torch.einsum("bnd,bkd->bnk", k, q) * self.scale
             attn = logits.softmax(dim=-1) + self.eps  # slots compete for each input position
             w = attn / attn.sum(dim=1, keepdim=True)  # weighted mean over positions
             upd = torch.einsum("bnk,bnd->bkd", w, v)
@@ -95,14 +118,17 @@ class SlotAttentionAE(nn.Module):
         self.config = cfg = {**DEFAULT_CONFIG, **(config or {})}
         r, c = cfg["resolution"], cfg["enc_ch"]
         layers, ch_in = [], 3
+        ks = int(cfg["enc_kernel"])
         for _ in range(cfg["enc_layers"]):
-            layers += [nn.Conv2d(ch_in, c, 5, padding=2), nn.ReLU()]
+            layers += [nn.Conv2d(ch_in, c, ks, padding=ks // 2), nn.ReLU()]
             ch_in = c
         self.encoder = nn.Sequential(*layers)
         self.enc_pos = SoftPositionEmbed(c)
         self.enc_mlp = nn.Sequential(nn.LayerNorm(c), nn.Linear(c, c), nn.ReLU(), nn.Linear(c, c))
         d = cfg["slot_dim"]
-        self.slot_attention = SlotAttention(c, d, cfg["mlp_hidden"])
+        per_slot = cfg["num_slots"] if cfg["slot_init"] == "per_slot" else 0
+        self.slot_attention = SlotAttention(c, d, cfg["mlp_hidden"], per_slot=per_slot,
+                                            cosine=cfg["cosine_attn"], bias=cfg["qkv_bias"])
         self.dec_pos = SoftPositionEmbed(d)
         dc, g = cfg["dec_ch"], cfg["dec_init"]
         n_up = int(round(math.log2(r / g)))
@@ -112,10 +138,18 @@ class SlotAttentionAE(nn.Module):
         for _ in range(n_up):
             dec += [nn.ConvTranspose2d(ch_in, dc, 5, stride=2, padding=2, output_padding=1), nn.ReLU()]
             ch_in = dc
-        if n_up == 0:
-            dec += [nn.Conv2d(ch_in, dc, 5, padding=2), nn.ReLU()]
-            ch_in = dc
-        dec += [nn.Conv2d(ch_in, 4, 3, padding=1)]
+        if n_up == 0 and cfg["dec_kernel"] == 1:
+            # full-resolution per-pixel MLP decoder: a weak decoder that can draw one object per slot easily but
+            # not a whole scene, which pushes the slots to split the scene (cheap: 1x1 convs only)
+            for _ in range(cfg["dec_layers"]):
+                dec += [nn.Conv2d(ch_in, dc, 1), nn.ReLU()]
+                ch_in = dc
+            dec += [nn.Conv2d(ch_in, 4, 1)]
+        else:
+            if n_up == 0:
+                dec += [nn.Conv2d(ch_in, dc, 5, padding=2), nn.ReLU()]
+                ch_in = dc
+            dec += [nn.Conv2d(ch_in, 4, 3, padding=1)]
         self.decoder = nn.Sequential(*dec)
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):

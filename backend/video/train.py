@@ -15,10 +15,10 @@ from backend.core import as_progress, get_device, load_train_state, save_checkpo
 NAME = "video-bouncing"
 CONFIG = {
     "num_frames": 12, "resolution": 32, "channels": 32, "mult": [1, 2, 2], "attention": True, "patch": 2,
-    "batch": 8, "lr": 1e-3, "warmup": 200, "decay_frac": 0.0, "final_lr_frac": 1.0, "ema": 0.999,
+    "batch": 8, "lr": 1e-3, "warmup": 200, "decay_frac": 0.5, "final_lr_frac": 0.1, "ema": 0.999,
     "p_uncond": 0.1, "p_region": 0.15, "grad_clip": 1.0, "parameterisation": "v", "schedule": "cosine",
 }
-DEFAULT_STEPS = 2400
+DEFAULT_STEPS = 8000
 SAVE_EVERY = 200
 N_EVAL = 32
 WHY = (
@@ -42,6 +42,16 @@ def _lr(step: int, total: int, cfg: dict) -> float:
         frac = (step - start) / max(1, total - start)
         lr *= 1 - (1 - cfg["final_lr_frac"]) * frac
     return lr
+
+
+SCHEDULE_KEYS = ("decay_frac", "final_lr_frac")
+
+
+def _same_model(a: dict | None, b: dict) -> bool:
+    """Configs that differ only in the learning-rate schedule can resume each other (the run is extended)."""
+    if a is None:
+        return False
+    return {k: v for k, v in a.items() if k not in SCHEDULE_KEYS} == {k: v for k, v in b.items() if k not in SCHEDULE_KEYS}
 
 
 def train_clip_seed(seed: int, step: int) -> int:
@@ -69,7 +79,10 @@ def train_video(steps=None, device=None, seed=0, resume=False, progress=None, na
     start, losses, wall_before = 0, [], 0.0
     if resume:
         st = load_train_state(name)
-        if st is not None and st.get("config") == cfg and st.get("seed") == seed:
+        if st is not None and _same_model(st.get("config"), cfg) and st.get("seed") == seed:
+            if st["config"] != cfg:
+                print(f"resuming {name} with a new learning-rate schedule (decay_frac {cfg['decay_frac']}, "
+                      f"final_lr_frac {cfg['final_lr_frac']}) over {steps} steps", flush=True)
             net.load_state_dict(st["model"])
             ema.load_state_dict(st["ema"])
             opt.load_state_dict(st["opt"])

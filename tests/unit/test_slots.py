@@ -240,3 +240,30 @@ def test_backend_does_not_import_streamlit():
     code = "import sys, backend.slots, backend.slots.train, backend.slots.bench; print('streamlit' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("opts", [
+    {"slot_init": "per_slot"},
+    {"enc_kernel": 1, "dec_init": 16, "dec_kernel": 1, "dec_layers": 2},
+    {"qkv_bias": True, "cosine_attn": 8.0},
+])
+def test_model_options_keep_the_mask_contract(opts):
+    """The optional variants (per-slot means, per-pixel MLP decoder, cosine attention, k/q/v biases) still give
+    masks that are a softmax over slots, also with more or fewer slots than trained."""
+    import torch
+
+    from backend.slots.model import SlotAttentionAE
+
+    torch.manual_seed(0)
+    net = SlotAttentionAE({"resolution": 16, "num_slots": 3, "enc_ch": 8, "slot_dim": 16, "mlp_hidden": 16,
+                           "dec_ch": 8, **opts}).eval()
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    for k in (2, 3, 5):
+        out = net(x, num_slots=k)
+        assert out["masks"].shape == (2, k, 16, 16)
+        assert torch.allclose(out["masks"].sum(1), torch.ones(2, 16, 16), atol=1e-5)
+        assert out["slots"].shape == (2, k, 16)
+    if opts.get("slot_init") == "per_slot":
+        means = net.slot_attention.init_means(5)
+        assert torch.allclose(means[0, 3], net.slot_attention.mu[0].mean(0))  # extra slots start at the average
+        assert not torch.allclose(means[0, 0], means[0, 1])
