@@ -1,5 +1,6 @@
 """`python -m backend.bench video`: latency of one clip at default settings, and the speed-quality table
-(PSNR with every 4th frame given at 10/25/50/250 DDIM steps, and RaMViD-style ancestral sampling at 250)."""
+(PSNR with every 4th frame given at 4/10/25/50/250 DDIM steps, and RaMViD-style ancestral sampling at 250).
+Fewer DDIM steps move the sample towards the posterior mean: higher PSNR, blurrier frames (lower SSIM)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def run(quick: bool = False) -> list[dict]:
     lin = float(np.mean([psnr(baseline(c, known, "linear"), c, gen) for c in clips]))
     rows.append({"bench": f"PSNR every 4th frame given, linear interpolation ({n} clips)", "value": lin, "unit": "dB",
                  "nfe": 0})
-    configs = [(10, 0.0), (25, 0.0)] if quick else [(10, 0.0), (25, 0.0), (50, 0.0), (250, 0.0), (250, 1.0)]
+    configs = [(10, 0.0), (25, 0.0)] if quick else [(4, 0.0), (10, 0.0), (25, 0.0), (50, 0.0), (250, 0.0), (250, 1.0)]
     for steps, eta in configs:
         t = time.perf_counter()
         preds = model.batch_infill(clips, masks, steps=steps, seed=0, eta=eta)

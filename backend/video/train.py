@@ -29,7 +29,12 @@ WHY = (
     "~1.6x faster than Conv3d on CPU), width 32/64/64, joint space-time attention only at 4x4; time is never "
     "downsampled. v-prediction with a cosine schedule (eps with a linear schedule stays below the copy "
     "baselines at CPU budgets). A per-pixel mask input channel allows rectangle masks (an extension of the "
-    "paper). Sampling: DDIM, 25 steps by default."
+    "paper). Sampling: DDIM, 25 steps by default. Training: 8000 steps of batch 8, constant learning rate for the "
+    "first half, then linear decay to 0.1x (the first 3600 steps were run in the first sitting and resumed: same "
+    "schedule, same data stream). Measured on 64 validation clips (seed 5,000,000), every 4th frame given, gain "
+    "over linear interpolation: +1.05 dB at 4 DDIM steps (SSIM 0.68), +0.80 at 10 (0.75), +0.67 at 25 (0.77, "
+    "linear 0.77): fewer steps move samples towards the posterior mean (higher PSNR, blurrier), so the default "
+    "stays at 25 steps and the +1 dB target is not met at the default."
 )
 
 

@@ -258,8 +258,8 @@ def test_shipped_model_beats_the_copy_baselines_on_fresh_clips(model):
     """12 clips from seeds used neither in training nor in the card's evaluation, DDIM-25.
 
     Measured claims (see the card): with the first 4 frames given it beats last-frame copy on the next 4;
-    with every 4th frame given it beats nearest-frame copy and about ties linear interpolation (the issue's
-    +1 dB target over linear interpolation is not reached by this CPU-budget checkpoint).
+    with every 4th frame given it beats nearest-frame copy clearly and linear interpolation by about half a dB
+    (the issue's +1 dB target over linear interpolation is reached only with 4 DDIM steps, not at the default).
     """
     from backend.video.metrics import baseline as base
 
@@ -278,8 +278,8 @@ def test_shipped_model_beats_the_copy_baselines_on_fresh_clips(model):
     ours, b = scores("prediction", (t >= 4) & (t < 8))
     assert ours > b["last"], (ours, b)
     ours, b = scores("upsampling", t % 4 != 0)
-    assert ours > b["nearest"] + 0.2, (ours, b)
-    assert ours > b["linear"] - 0.7, (ours, b)
+    assert ours > b["nearest"] + 0.6, (ours, b)
+    assert ours > b["linear"] + 0.1, (ours, b)
 
 
 def test_card_records_command_metrics_and_baselines():
