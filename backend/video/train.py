@@ -82,10 +82,18 @@ def train_video(steps=None, device=None, seed=0, resume=False, progress=None, na
     opt = torch.optim.AdamW(net.parameters(), lr=cfg["lr"], weight_decay=0.0)
     rng = np.random.default_rng([int(seed), 7])
     start, losses, wall_before = 0, [], 0.0
+    note, command = None, f"python -m backend.train {name} --steps {steps} --seed {seed}"
     if resume:
         st = load_train_state(name)
         if st is not None and _same_model(st.get("config"), cfg) and st.get("seed") == seed:
-            if st["config"] != cfg:
+            prev_steps = st.get("steps") or st["step"]
+            if st["config"] != cfg or prev_steps != steps:
+                note = (f"resumed at step {st['step']} from a run scheduled for {prev_steps} steps "
+                        f"(decay_frac {st['config']['decay_frac']}, final_lr_frac {st['config']['final_lr_frac']}); "
+                        f"continued as a {steps}-step run with decay_frac {cfg['decay_frac']}, final_lr_frac "
+                        f"{cfg['final_lr_frac']}")
+                command = (f"python -m backend.train {name} --steps {prev_steps} --seed {seed} && "
+                           f"python -m backend.train {name} --steps {steps} --seed {seed} --resume")
                 print(f"resuming {name} with a new learning-rate schedule (decay_frac {cfg['decay_frac']}, "
                       f"final_lr_frac {cfg['final_lr_frac']}) over {steps} steps", flush=True)
             net.load_state_dict(st["model"])
@@ -100,7 +108,7 @@ def train_video(steps=None, device=None, seed=0, resume=False, progress=None, na
 
     def state(step):
         return {"model": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(), "step": step, "losses": losses, "config": cfg, "seed": seed,
+                "torch_rng": torch.get_rng_state(), "step": step, "losses": losses, "config": cfg, "seed": seed, "steps": steps,
                 "wall_time_s": wall_before + time.time() - t0}
 
     net.train()
@@ -135,7 +143,7 @@ def train_video(steps=None, device=None, seed=0, resume=False, progress=None, na
     payload = {"config": {k: cfg[k] for k in ("channels", "mult", "attention", "patch")}, "ema": ema.state_dict(),
                "num_frames": T, "resolution": R, "train_config": cfg, "example": default_example(model)}
     card = {
-        "command": f"python -m backend.train {name} --steps {steps} --seed {seed}",
+        "command": command,
         "config": cfg,
         "data": (f"bouncing sprites (1-3 disks/squares/diamonds, 8 colours, radius 2.5-4.5 px, speed 0.8-2.5 px/frame, "
                  f"wall bounces), {T} frames of {R}x{R} RGB; {steps * B} fresh training clips from seeds >= 2**31; "
@@ -150,6 +158,8 @@ def train_video(steps=None, device=None, seed=0, resume=False, progress=None, na
         "n_eval": n_eval, "eval_sampler": "DDIM, 25 steps, eta 0",
         "loss_curve": losses, **extra,
     }
+    if note:
+        card["note"] = note
     if save:
         save_checkpoint(name, payload, card)
     return card
