@@ -27,7 +27,9 @@ N_TEST = 1000
 
 RUNS = {
     "slots-sprites": {"variant": "sprites", "steps": 8000, "pool": 5000, "train": {"batch_size": 32}},
-    "slots-textured": {"variant": "textured", "steps": 600, "pool": 5000, "train": {"batch_size": 32}},
+    # textured scenes start from the flat-sprites model (a curriculum: flat objects first, then textures)
+    "slots-textured": {"variant": "textured", "steps": 1500, "pool": 5000, "init_from": "slots-sprites",
+                       "train": {"batch_size": 32, "warmup": 100}},
 }
 TRAIN_CONFIG = {
     "batch_size": 16,
@@ -99,7 +101,8 @@ def _train(name: str, steps=None, device=None, seed: int = 0, resume: bool = Fal
     t0 = time.time()
 
     net = SlotAttentionAE(cfg).to(dev)
-    init_state = copy.deepcopy(net.state_dict())
+    init_state = copy.deepcopy(net.state_dict())  # untrained weights: the probe's lower-bound reference
+    warm = run.get("init_from")
     opt = torch.optim.Adam(net.parameters(), lr=tc["lr"])
     start, snapshots, best = 0, [], None
     command = f"python -m backend.train {name} --steps {steps} --seed {seed}"
@@ -121,6 +124,14 @@ def _train(name: str, steps=None, device=None, seed: int = 0, resume: bool = Fal
         torch.set_rng_state(state["torch_rng"])
         print(f"resumed {name} at step {start}", flush=True)
 
+    if start == 0 and warm:
+        from backend.core import load_checkpoint
+
+        payload, _ = load_checkpoint(warm)
+        if {**DEFAULT_CONFIG, **payload["config"]} != cfg:
+            raise ValueError(f"{warm} was trained with another model config; cannot start {name} from it.")
+        net.load_state_dict(payload["state_dict"])
+        print(f"{name}: initialised from {warm} (step {payload.get('step')})", flush=True)
     p.update(0, steps, f"generating {pool} training scenes")
     r = cfg["resolution"]
     train_imgs = _training_pool(name, pool, TRAIN_SEED_BASE + seed, variant, r)
@@ -213,7 +224,8 @@ def _train(name: str, steps=None, device=None, seed: int = 0, resume: bool = Fal
         "data": (f"{variant}: 2-4 objects (square, circle, triangle, heart), 20-40 % of the side, {r}x{r}; "
                  f"train pool {pool} scenes from seed {TRAIN_SEED_BASE + seed}; validation {n_val} scenes "
                  f"(seed {VAL_SEED}); test {n_test} scenes (seed {EVAL_SEED})"),
-        "why": WHY,
+        "why": WHY + (f" Initialised from the {warm} checkpoint (trained on flat sprites) and fine-tuned on "
+                      f"{variant} scenes." if warm else ""),
         "seed": seed, "steps": steps, "selected_step": best_snap["step"],
         "wall_time_s": round(wall, 1), "train_time_s": round(train_time, 1),
         "device": str(dev), "variant": variant, "n_eval": n_test,

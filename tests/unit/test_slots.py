@@ -236,6 +236,33 @@ def test_trainer_runs_end_to_end_on_tiny_data(tmp_path, monkeypatch):
     assert (tmp_path / "slots-sprites" / "state.pt").exists()
 
 
+def test_textured_run_starts_from_the_sprites_checkpoint(tmp_path, monkeypatch):
+    """`slots-textured` is initialised from the `slots-sprites` weights; a config mismatch is a clear error."""
+    import torch
+
+    import backend.core.registry as reg
+
+    monkeypatch.setattr(reg, "RUNS_DIR", tmp_path / "runs")
+    monkeypatch.setattr(reg, "CHECKPOINT_DIR", tmp_path / "ckpt")
+    from backend.slots.train import _train
+
+    tiny = {"resolution": 16, "enc_ch": 8, "enc_layers": 2, "slot_dim": 16, "mlp_hidden": 16, "dec_ch": 8,
+            "dec_init": 8, "num_slots": 3}
+    kw = {"pool": 8, "n_val": 4, "n_test": 4, "n_probe": (20, 10),
+          "train_config": {"eval_every": 2, "save_every": 2, "warmup": 1, "batch_size": 2}}
+    _train("slots-sprites", steps=2, config=tiny, **kw)  # writes the tiny sprites checkpoint to tmp
+    sprites = torch.load(tmp_path / "ckpt" / "slots-sprites.pt", weights_only=True)["state_dict"]
+    card = _train("slots-textured", steps=2, config=tiny, write=False, **kw)
+    assert "Initialised from the slots-sprites checkpoint" in card["why"]
+    state = torch.load(tmp_path / "runs" / "slots-textured" / "state.pt", weights_only=False)
+    # the untrained reference stays random; training started from the sprites weights (step-0 snapshot)
+    key = "slot_attention.to_k.weight"
+    assert not torch.equal(state["init_state"][key], sprites[key])
+    assert torch.equal(state["snapshots"][0]["state"][key], sprites[key])
+    with pytest.raises(ValueError, match="another model config"):
+        _train("slots-textured", steps=2, config={**tiny, "slot_dim": 8}, write=False, **kw)
+
+
 def test_backend_does_not_import_streamlit():
     code = "import sys, backend.slots, backend.slots.train, backend.slots.bench; print('streamlit' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
