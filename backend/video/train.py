@@ -29,12 +29,12 @@ WHY = (
     "~1.6x faster than Conv3d on CPU), width 32/64/64, joint space-time attention only at 4x4; time is never "
     "downsampled. v-prediction with a cosine schedule (eps with a linear schedule stays below the copy "
     "baselines at CPU budgets). A per-pixel mask input channel allows rectangle masks (an extension of the "
-    "paper). Sampling: DDIM, 25 steps by default. Training: 8000 steps of batch 8, constant learning rate for the "
-    "first half, then linear decay to 0.1x (the first 3600 steps were run in the first sitting and resumed: same "
-    "schedule, same data stream). Measured on 64 validation clips (seed 5,000,000), every 4th frame given, gain "
-    "over linear interpolation: +1.05 dB at 4 DDIM steps (SSIM 0.68), +0.80 at 10 (0.75), +0.67 at 25 (0.77, "
-    "linear 0.77): fewer steps move samples towards the posterior mean (higher PSNR, blurrier), so the default "
-    "stays at 25 steps and the +1 dB target is not met at the default."
+    "paper). Sampling: DDIM, 25 steps by default. Training: 12000 steps of batch 8 in three resumed stages: 3600 "
+    "steps at a constant learning rate (first sitting), to 8000 with linear decay to 0.1x over steps 4000-8000, "
+    "then to 12000 with a second decay (see note). Measured on 64 validation clips (seed 5,000,000), every 4th frame "
+    "given, gain over linear interpolation: +1.25 dB at 4 DDIM steps (SSIM 0.71), +0.95 at 10 (0.77), +0.82 at 25 "
+    "(0.79; linear 0.77): fewer steps move samples towards the posterior mean (higher PSNR, blurrier), so the "
+    "default stays at 25 steps and the +1 dB target is not met at the default."
 )
 
 
