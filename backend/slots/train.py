@@ -54,7 +54,8 @@ WHY = (
     "encoder kernels, bias terms in k/q/v, cosine attention with a fixed temperature 8, and full-resolution "
     "decoders (conv5, or a per-pixel MLP) which give FG-ARI 0.04-0.10 from the start but then no progress. The "
     "2400-step run was the only one whose validation FG-ARI kept rising, so it was resumed and extended to 8000 "
-    "steps (a new cosine schedule from step 2400; see note). These options stay in the model config (off)."
+    "and then 11000 steps (a new cosine schedule at each resume; see note); validation FG-ARI went 0.05 -> 0.39 "
+    "(step 4200) -> 0.65 (8000) -> 0.68 (11000). These options stay in the model config (off)."
 )
 
 
