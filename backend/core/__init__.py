@@ -12,6 +12,7 @@ from backend.core.registry import (
     load_checkpoint,
     load_train_state,
     read_card,
+    run_stages,
     save_checkpoint,
     save_train_state,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "load_checkpoint",
     "load_train_state",
     "read_card",
+    "run_stages",
     "save_checkpoint",
     "save_train_state",
     "set_seed",

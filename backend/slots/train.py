@@ -17,7 +17,15 @@ import time
 
 import numpy as np
 
-from backend.core import as_progress, get_device, load_train_state, save_checkpoint, save_train_state, set_seed
+from backend.core import (
+    as_progress,
+    get_device,
+    load_train_state,
+    run_stages,
+    save_checkpoint,
+    save_train_state,
+    set_seed,
+)
 from backend.slots.data import EVAL_SEED, TRAIN_SEED_BASE, make_scenes
 from backend.slots.metrics import KMEANS_POS_WEIGHT
 
@@ -106,17 +114,13 @@ def _train(name: str, steps=None, device=None, seed: int = 0, resume: bool = Fal
     warm = run.get("init_from")
     opt = torch.optim.Adam(net.parameters(), lr=tc["lr"])
     start, snapshots, best = 0, [], None
-    command = f"python -m backend.train {name} --steps {steps} --seed {seed}"
+    stages, command, note = run_stages(name, seed, steps)
     elapsed_before = 0.0
-    note = None
     state = load_train_state(name) if resume else None
     if state is not None and {**DEFAULT_CONFIG, **(state.get("config") or {})} == cfg and state.get("seed") == seed:
         if state.get("steps") != steps:  # only the schedule's length changes; exact while still in warm-up
             print(f"resuming {name} with {steps} total steps (state was made for {state.get('steps')})", flush=True)
-            note = (f"resumed at step {state['step']} from a run scheduled for {state.get('steps')} steps "
-                    f"(warm-up + cosine decay over {state.get('steps')}); continued/finished as a {steps}-step run")
-            command = (f"python -m backend.train {name} --steps {state.get('steps')} --seed {seed} && "
-                       f"python -m backend.train {name} --steps {steps} --seed {seed} --resume")
+        stages, command, note = run_stages(name, seed, steps, state)
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         start, snapshots, best = state["step"], state["snapshots"], state["best"]
@@ -180,7 +184,7 @@ def _train(name: str, steps=None, device=None, seed: int = 0, resume: bool = Fal
         if done % tc["save_every"] == 0 or done == steps:
             save_train_state(name, {
                 "model": net.state_dict(), "opt": opt.state_dict(), "step": done, "snapshots": snapshots,
-                "best": best, "config": cfg, "steps": steps, "seed": seed, "init_state": init_state,
+                "best": best, "config": cfg, "steps": steps, "stages": stages, "seed": seed, "init_state": init_state,
                 "elapsed": time.time() - t0 + elapsed_before, "torch_rng": torch.get_rng_state(),
             })
     train_time = time.time() - t0 + elapsed_before

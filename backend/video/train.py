@@ -10,7 +10,15 @@ import time
 
 import numpy as np
 
-from backend.core import as_progress, get_device, load_train_state, save_checkpoint, save_train_state, set_seed
+from backend.core import (
+    as_progress,
+    get_device,
+    load_train_state,
+    run_stages,
+    save_checkpoint,
+    save_train_state,
+    set_seed,
+)
 
 NAME = "video-bouncing"
 CONFIG = {
@@ -82,18 +90,12 @@ def train_video(steps=None, device=None, seed=0, resume=False, progress=None, na
     opt = torch.optim.AdamW(net.parameters(), lr=cfg["lr"], weight_decay=0.0)
     rng = np.random.default_rng([int(seed), 7])
     start, losses, wall_before = 0, [], 0.0
-    note, command = None, f"python -m backend.train {name} --steps {steps} --seed {seed}"
+    stages, command, note = run_stages(name, seed, steps)
     if resume:
         st = load_train_state(name)
         if st is not None and _same_model(st.get("config"), cfg) and st.get("seed") == seed:
-            prev_steps = st.get("steps") or st["step"]
-            if st["config"] != cfg or prev_steps != steps:
-                note = (f"resumed at step {st['step']} from a run scheduled for {prev_steps} steps "
-                        f"(decay_frac {st['config']['decay_frac']}, final_lr_frac {st['config']['final_lr_frac']}); "
-                        f"continued as a {steps}-step run with decay_frac {cfg['decay_frac']}, final_lr_frac "
-                        f"{cfg['final_lr_frac']}")
-                command = (f"python -m backend.train {name} --steps {prev_steps} --seed {seed} && "
-                           f"python -m backend.train {name} --steps {steps} --seed {seed} --resume")
+            stages, command, note = run_stages(name, seed, steps, st)
+            if st["config"] != cfg or len(stages) > 1:
                 print(f"resuming {name} with a new learning-rate schedule (decay_frac {cfg['decay_frac']}, "
                       f"final_lr_frac {cfg['final_lr_frac']}) over {steps} steps", flush=True)
             net.load_state_dict(st["model"])
@@ -109,6 +111,7 @@ def train_video(steps=None, device=None, seed=0, resume=False, progress=None, na
     def state(step):
         return {"model": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(), "step": step, "losses": losses, "config": cfg, "seed": seed, "steps": steps,
+                "stages": stages,
                 "wall_time_s": wall_before + time.time() - t0}
 
     net.train()

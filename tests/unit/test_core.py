@@ -328,3 +328,19 @@ def test_media_upscale_png_gif_webm():
     assert gif[:6] == b"GIF89a" and Image.open(io.BytesIO(gif)).n_frames == 4
     webm = webm_bytes(frames, scale=4)
     assert webm is None or webm[:4] == b"\x1a\x45\xdf\xa3"
+
+
+def test_run_stages_replays_every_resumed_stage():
+    from backend.core import run_stages
+
+    stages, cmd, note = run_stages("x", 0, 500)
+    assert stages == [500] and cmd == "python -m backend.train x --steps 500 --seed 0" and note is None
+    # a resume that keeps the total is the same stage; a new total is a new stage
+    assert run_stages("x", 0, 500, {"steps": 500, "step": 300})[0] == [500]
+    stages, cmd, note = run_stages("x", 1, 900, {"stages": [200, 500], "step": 500})
+    assert stages == [200, 500, 900]
+    assert cmd.split(" && ") == ["python -m backend.train x --steps 200 --seed 1",
+                                 "python -m backend.train x --steps 500 --seed 1 --resume",
+                                 "python -m backend.train x --steps 900 --seed 1 --resume"]
+    assert "3 resumed stages" in note and "200, 500, 900" in note
+    assert run_stages("x", 0, 900, {"step": 400})[0] == [400, 900]  # old states without `steps`/`stages`
