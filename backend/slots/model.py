@@ -31,7 +31,22 @@ DEFAULT_CONFIG = {
     "qkv_bias": False,  # bias terms in the k/q/v projections (reported crucial in lucidrains/slot-attention#2)
     "cosine_attn": 0.0,  # > 0: attention logits = this * cos(k, q) (fixed temperature), so they cannot shrink to 0
     "slot_init": "shared",  # "shared": one Gaussian for all slots; "per_slot": a learned mean per slot (+ noise)
+    "dec_refine": 0,  # residual conv3 blocks at full resolution before the decoder's output conv
+    "dec_refine_ch": 32,  # hidden channels of those blocks
 }
+
+
+class RefineBlock(nn.Module):
+    """x + conv3(relu(conv3(relu(x)))) with the second conv zero-initialised, so a block added to a trained
+    decoder starts as the identity (the decoder is grown without changing what it draws)."""
+
+    def __init__(self, ch: int, hidden: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(ch, hidden, 3, padding=1)
+        self.conv2 = nn.Conv2d(hidden, ch, 3, padding=1)
+
+    def forward(self, x):
+        return x + self.conv2(torch.relu(self.conv1(torch.relu(x))))
 
 
 def pos_grid(h: int, w: int, device=None) -> torch.Tensor:
@@ -151,11 +166,14 @@ class SlotAttentionAE(nn.Module):
                 ch_in = dc
             dec += [nn.Conv2d(ch_in, 4, 3, padding=1)]
         self.decoder = nn.Sequential(*dec)
+        self.refine = nn.ModuleList([RefineBlock(ch_in, int(cfg["dec_refine_ch"])) for _ in range(cfg["dec_refine"])])
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
                 nn.init.xavier_uniform_(m.weight)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
+        for blk in self.refine:
+            nn.init.zeros_(blk.conv2.weight)
 
     @property
     def resolution(self) -> int:
@@ -171,7 +189,10 @@ class SlotAttentionAE(nn.Module):
         b, k, d = slots.shape
         g = self.config["dec_init"]
         z = slots.reshape(b * k, d, 1, 1).expand(-1, -1, g, g)
-        out = self.decoder(self.dec_pos(z))
+        h = self.decoder[:-1](self.dec_pos(z))
+        for blk in self.refine:
+            h = blk(h)
+        out = self.decoder[-1](h)
         r = out.shape[-1]
         out = out.reshape(b, k, 4, r, r)
         rgbs, logits = out[:, :, :3], out[:, :, 3:]

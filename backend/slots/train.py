@@ -34,7 +34,11 @@ N_VAL = 256
 N_TEST = 1000
 
 RUNS = {
-    "slots-sprites": {"variant": "sprites", "steps": 8000, "pool": 5000, "train": {"batch_size": 32}},
+    # at step 11000 the decoder is grown by two identity-initialised full-resolution residual blocks (the
+    # 8x8-broadcast decoder draws blobs: objects' shapes, not their places, limited FG-ARI), a fresh Adam and a
+    # new warm-up + cosine schedule over the remaining steps
+    "slots-sprites": {"variant": "sprites", "steps": 8000, "pool": 5000, "train": {"batch_size": 32},
+                      "grow": {"at": 11000, "config": {"dec_refine": 2}, "lr": 3e-4, "warmup": 100}},
     # textured scenes start from the flat-sprites model (a curriculum: flat objects first, then textures)
     "slots-textured": {"variant": "textured", "steps": 1500, "pool": 5000, "init_from": "slots-sprites",
                        "train": {"batch_size": 32, "warmup": 100}},
@@ -91,7 +95,8 @@ def evaluate(model, images, labels, seed: int = 0) -> dict:
 
 def _train(name: str, steps=None, device=None, seed: int = 0, resume: bool = False, progress=None,
            pool: int | None = None, n_val: int = N_VAL, n_test: int = N_TEST, config: dict | None = None,
-           train_config: dict | None = None, write: bool = True, n_probe: tuple[int, int] = (300, 150)) -> dict:
+           train_config: dict | None = None, write: bool = True, n_probe: tuple[int, int] = (300, 150),
+           grow: dict | None = None) -> dict:
     import torch
 
     from backend.slots.api import SlotModel
@@ -109,6 +114,9 @@ def _train(name: str, steps=None, device=None, seed: int = 0, resume: bool = Fal
     set_seed(seed)
     t0 = time.time()
 
+    if grow is None and config is None:  # the run's own decoder growth (not applied to test-sized configs)
+        grow = run.get("grow")
+    grown_cfg = {**cfg, **grow["config"]} if grow else cfg
     net = SlotAttentionAE(cfg).to(dev)
     init_state = copy.deepcopy(net.state_dict())  # untrained weights: the probe's lower-bound reference
     warm = run.get("init_from")
@@ -117,10 +125,14 @@ def _train(name: str, steps=None, device=None, seed: int = 0, resume: bool = Fal
     stages, command, note = run_stages(name, seed, steps)
     elapsed_before = 0.0
     state = load_train_state(name) if resume else None
-    if state is not None and {**DEFAULT_CONFIG, **(state.get("config") or {})} == cfg and state.get("seed") == seed:
+    state_cfg = {**DEFAULT_CONFIG, **(state.get("config") or {})} if state is not None else None
+    if state is not None and state_cfg in (cfg, grown_cfg) and state.get("seed") == seed:
         if state.get("steps") != steps:  # only the schedule's length changes; exact while still in warm-up
             print(f"resuming {name} with {steps} total steps (state was made for {state.get('steps')})", flush=True)
         stages, command, note = run_stages(name, seed, steps, state)
+        if state_cfg != cfg:  # saved after the decoder was grown
+            cfg, net = grown_cfg, SlotAttentionAE(grown_cfg).to(dev)
+            opt = torch.optim.Adam(net.parameters(), lr=tc["lr"])
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         start, snapshots, best = state["step"], state["snapshots"], state["best"]
@@ -160,8 +172,16 @@ def _train(name: str, steps=None, device=None, seed: int = 0, resume: bool = Fal
     b = tc["batch_size"]
     loss_ema = None
     for step in range(start, steps):
+        if grow and step == grow["at"] and cfg != grown_cfg:
+            net, opt, snapshots, init_state = _grow(net, grown_cfg, snapshots, init_state, dev)
+            cfg = grown_cfg
+            print(f"[{name}] step {step}: decoder grown {grow['config']}", flush=True)
+        if grow and step >= grow["at"]:
+            lr = lr_at(step - grow["at"], steps - grow["at"], {**tc, "lr": grow["lr"], "warmup": grow["warmup"]})
+        else:
+            lr = lr_at(step, steps, tc)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, steps, tc)
+            g["lr"] = lr
         idx = rng.integers(0, pool, b)
         xb = train_x[idx].to(dev).float().div(127.5).sub(1)
         flip = torch.from_numpy(rng.random(b) < 0.5).to(dev)
@@ -253,6 +273,23 @@ def _train(name: str, steps=None, device=None, seed: int = 0, resume: bool = Fal
         save_checkpoint(name, payload, card)
     p.update(steps, steps, "done")
     return card
+
+
+def _grow(net, grown_cfg: dict, snapshots: list, init_state: dict, dev):
+    """Grow the decoder: a new net with the trained weights and identity-initialised extra blocks (same outputs),
+    a fresh Adam, and earlier snapshots / the untrained reference padded with those identity blocks so every
+    snapshot loads into the grown architecture and still computes what it computed when it was taken."""
+    import torch
+
+    from backend.slots.model import SlotAttentionAE
+
+    new = SlotAttentionAE(grown_cfg).to(dev)
+    fresh = {k: v.detach().cpu().clone() for k, v in new.state_dict().items()}
+    pad = lambda sd: {**{k: v for k, v in fresh.items() if k not in sd}, **sd}  # noqa: E731
+    new.load_state_dict(pad(net.state_dict()))
+    for s in snapshots:
+        s["state"] = pad(s["state"])
+    return new, torch.optim.Adam(new.parameters()), snapshots, pad(init_state)
 
 
 def _training_pool(name: str, n: int, seed: int, variant: str, res: int) -> np.ndarray:

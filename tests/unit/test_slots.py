@@ -263,6 +263,43 @@ def test_textured_run_starts_from_the_sprites_checkpoint(tmp_path, monkeypatch):
         _train("slots-textured", steps=2, config={**tiny, "slot_dim": 8}, write=False, **kw)
 
 
+def test_growing_the_decoder_keeps_outputs_and_snapshots(tmp_path, monkeypatch):
+    """Growing the decoder mid-run (identity-initialised residual blocks) changes nothing the model computes at
+    that step; earlier snapshots still load into the grown model; the card records the grown config."""
+    import torch
+
+    import backend.core.registry as reg
+
+    monkeypatch.setattr(reg, "RUNS_DIR", tmp_path / "runs")
+    from backend.slots.model import SlotAttentionAE
+    from backend.slots.train import _grow, _train
+
+    tiny = {"resolution": 16, "enc_ch": 8, "enc_layers": 2, "slot_dim": 16, "mlp_hidden": 16, "dec_ch": 8,
+            "dec_init": 8, "num_slots": 3}
+    torch.manual_seed(0)
+    net = SlotAttentionAE(tiny).eval()
+    x, noise = torch.rand(2, 3, 16, 16) * 2 - 1, torch.randn(2, 3, 16)
+    snaps = [{"step": 0, "state": {k: v.clone() for k, v in net.state_dict().items()}}]
+    grown, opt, snaps, init = _grow(net, {**net.config, "dec_refine": 2}, snaps, net.state_dict(), "cpu")
+    grown.eval()
+    assert len(grown.refine) == 2 and len(opt.param_groups[0]["params"]) == len(list(grown.parameters()))
+    assert torch.allclose(grown(x, noise=noise)["recon"], net(x, noise=noise)["recon"], atol=1e-6)
+    assert set(snaps[0]["state"]) == set(grown.state_dict()) == set(init)
+    with pytest.raises(RuntimeError):
+        net.load_state_dict(grown.state_dict())  # the grown architecture really has more weights
+
+    kw = {"pool": 8, "n_val": 4, "n_test": 4, "n_probe": (20, 10),
+          "train_config": {"eval_every": 2, "save_every": 2, "warmup": 1, "batch_size": 2}}
+    card = _train("slots-sprites", steps=4, config=tiny, write=False, **kw,
+                  grow={"at": 2, "config": {"dec_refine": 1}, "lr": 1e-3, "warmup": 1})
+    assert card["config"]["dec_refine"] == 1 and [s["step"] for s in card["snapshots"]] == [0, 2, 4]
+    state = torch.load(tmp_path / "runs" / "slots-sprites" / "state.pt", weights_only=False)
+    assert state["config"]["dec_refine"] == 1 and any(k.startswith("refine.0.") for k in state["model"])
+    card = _train("slots-sprites", steps=6, config=tiny, write=False, resume=True, **kw,
+                  grow={"at": 2, "config": {"dec_refine": 1}, "lr": 1e-3, "warmup": 1})  # resumes the grown state
+    assert [s["step"] for s in card["snapshots"]] == [0, 2, 4, 6] and card["config"]["dec_refine"] == 1
+
+
 def test_backend_does_not_import_streamlit():
     code = "import sys, backend.slots, backend.slots.train, backend.slots.bench; print('streamlit' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
