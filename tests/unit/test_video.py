@@ -258,8 +258,9 @@ def test_shipped_model_beats_the_copy_baselines_on_fresh_clips(model):
     """12 clips from seeds used neither in training nor in the card's evaluation, DDIM-25.
 
     Measured claims (see the card): with the first 4 frames given it beats last-frame copy on the next 4;
-    with every 4th frame given it beats nearest-frame copy clearly and linear interpolation by about half a dB
-    (the issue's +1 dB target over linear interpolation is reached only with 4 DDIM steps, not at the default).
+    with every 4th frame given it beats nearest-frame copy and linear interpolation on PSNR (card: +1.08 dB over
+    linear on 32 held-out clips; these 12 clips measured +0.80 over linear, +1.57 over nearest) and on the
+    objects' centroid error.
     """
     from backend.video.metrics import baseline as base
 
@@ -272,14 +273,20 @@ def test_shipped_model_beats_the_copy_baselines_on_fresh_clips(model):
         preds = model.batch_infill(clips, masks, steps=25, seed=0)
         gen = np.repeat(scored[:, None, None], R, 1).repeat(R, 2)
         ours = np.mean([psnr(p, c, gen) for p, c in zip(preds, clips)])
-        return ours, {b: np.mean([psnr(base(c, known, b), c, gen) for c in clips]) for b in ("nearest", "linear", "last")}
+        return ours, {b: np.mean([psnr(base(c, known, b), c, gen) for c in clips]) for b in ("nearest", "linear", "last")}, preds
 
     t = np.arange(T)
-    ours, b = scores("prediction", (t >= 4) & (t < 8))
+    ours, b, _ = scores("prediction", (t >= 4) & (t < 8))
     assert ours > b["last"], (ours, b)
-    ours, b = scores("upsampling", t % 4 != 0)
-    assert ours > b["nearest"] + 0.6, (ours, b)
-    assert ours > b["linear"] + 0.1, (ours, b)
+    ours, b, preds = scores("upsampling", t % 4 != 0)
+    assert ours > b["nearest"] + 1.0, (ours, b)
+    assert ours > b["linear"] + 0.5, (ours, b)
+    known = preset_known("upsampling", T)
+    err = {who: np.mean([clip_scores(p, c, known, tr.centers, with_ssim=False)["centroid_px"]
+                         for p, c, tr in zip(ps, clips, trajs)])
+           for who, ps in (("model", preds), ("linear", [base(c, known, "linear") for c in clips]),
+                           ("nearest", [base(c, known, "nearest") for c in clips]))}
+    assert err["model"] < min(err["linear"], err["nearest"]), err
 
 
 def test_card_records_command_metrics_and_baselines():
