@@ -26,7 +26,8 @@ header(
    with a softmax *over slots* (slots compete for each pixel), takes the weighted mean of the features and
    updates itself with a GRU and an MLP.
 3. A spatial broadcast decoder turns each slot into an RGB image and a mask logit; masks are softmaxed over
-   slots and the image is rebuilt as Σₖ maskₖ · rgbₖ.
+   slots and the image is rebuilt as Σₖ maskₖ · rgbₖ. (Ours broadcasts to 8×8, upsamples twice and refines at
+   full resolution with two residual conv blocks added part-way through training; the model card has the story.)
 4. Training minimises only the reconstruction error; objects emerge because one slot per object is the
    cheapest way to reconstruct.
 
@@ -102,9 +103,10 @@ if _target is not None and card["metrics"]["fg_ari"] < _target:
     st.warning(
         f"This `slots-{variant}` checkpoint misses its target: held-out FG-ARI {card['metrics']['fg_ari']:.3f} "
         f"(target ≥ {_target}), k-means {card['baselines']['kmeans_fg_ari']:.3f}. It was trained for "
-        f"{card['steps']} steps on a shared CPU (the paper trains 500k steps); its slots have not yet separated "
-        "objects, so expect near-uniform masks. Retrain longer with "
-        f"`python -m backend.train slots-{variant} --steps N` (on a GPU: `--device cuda`).",
+        f"{card['steps']} steps on a CPU (the paper trains 500k steps): it finds most objects but with soft, "
+        "blurred boundaries, sometimes merges touching objects and splits the background over spare slots, so "
+        "sort the gallery by FG-ARI to see where. Train on with "
+        f"`python -m backend.train slots-{variant} --steps N --resume` (on a GPU: `--device cuda`).",
         icon=":material/warning:",
     )
 

@@ -250,7 +250,10 @@ def test_textured_run_starts_from_the_sprites_checkpoint(tmp_path, monkeypatch):
             "dec_init": 8, "num_slots": 3}
     kw = {"pool": 8, "n_val": 4, "n_test": 4, "n_probe": (20, 10),
           "train_config": {"eval_every": 2, "save_every": 2, "warmup": 1, "batch_size": 2}}
-    _train("slots-sprites", steps=2, config=tiny, **kw)  # writes the tiny sprites checkpoint to tmp
+    from backend.slots.train import RUNS
+
+    # writes the tiny sprites checkpoint to tmp, with the model options the textured run adds (a grown decoder)
+    _train("slots-sprites", steps=2, config={**tiny, **RUNS["slots-textured"].get("config", {})}, **kw)
     sprites = torch.load(tmp_path / "ckpt" / "slots-sprites.pt", weights_only=True)["state_dict"]
     card = _train("slots-textured", steps=2, config=tiny, write=False, **kw)
     assert "Initialised from the slots-sprites checkpoint" in card["why"]
