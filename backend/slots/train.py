@@ -132,7 +132,7 @@ def _train(name: str, steps=None, device=None, seed: int = 0, resume: bool = Fal
     opt = torch.optim.Adam(net.parameters(), lr=tc["lr"])
     start, snapshots, best = 0, [], None
     stages, command, note = run_stages(name, seed, steps)
-    elapsed_before = 0.0
+    elapsed_before, warm_step = 0.0, None
     state = load_train_state(name) if resume else None
     state_cfg = {**DEFAULT_CONFIG, **(state.get("config") or {})} if state is not None else None
     if state is not None and state_cfg in (cfg, grown_cfg) and state.get("seed") == seed:
@@ -157,7 +157,8 @@ def _train(name: str, steps=None, device=None, seed: int = 0, resume: bool = Fal
         if {**DEFAULT_CONFIG, **payload["config"]} != cfg:
             raise ValueError(f"{warm} was trained with another model config; cannot start {name} from it.")
         net.load_state_dict(payload["state_dict"])
-        print(f"{name}: initialised from {warm} (step {payload.get('step')})", flush=True)
+        warm_step = payload.get("step")
+        print(f"{name}: initialised from {warm} (step {warm_step})", flush=True)
     p.update(0, steps, f"generating {pool} training scenes")
     r = cfg["resolution"]
     train_imgs = _training_pool(name, pool, TRAIN_SEED_BASE + seed, variant, r)
@@ -258,8 +259,9 @@ def _train(name: str, steps=None, device=None, seed: int = 0, resume: bool = Fal
         "data": (f"{variant}: 2-4 objects (square, circle, triangle, heart), 20-40 % of the side, {r}x{r}; "
                  f"train pool {pool} scenes from seed {TRAIN_SEED_BASE + seed}; validation {n_val} scenes "
                  f"(seed {VAL_SEED}); test {n_test} scenes (seed {EVAL_SEED})"),
-        "why": WHY + (f" Initialised from the {warm} checkpoint (trained on flat sprites) and fine-tuned on "
-                      f"{variant} scenes." if warm else ""),
+        "why": WHY + (f" Initialised from the {warm} checkpoint ("
+                      + (f"its step {warm_step}, " if warm_step is not None else "")
+                      + f"trained on flat sprites) and fine-tuned on {variant} scenes." if warm else ""),
         "seed": seed, "steps": steps, "selected_step": best_snap["step"],
         "wall_time_s": round(wall, 1), "train_time_s": round(train_time, 1),
         "device": str(dev), "variant": variant, "n_eval": n_test,
