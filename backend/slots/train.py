@@ -36,8 +36,9 @@ N_TEST = 1000
 RUNS = {
     # at step 11000 the decoder is grown by two identity-initialised full-resolution residual blocks (the
     # 8x8-broadcast decoder draws blobs: objects' shapes, not their places, limited FG-ARI), a fresh Adam and a
-    # new warm-up + cosine schedule over the remaining steps
-    "slots-sprites": {"variant": "sprites", "steps": 8000, "pool": 5000, "train": {"batch_size": 32},
+    # new warm-up + cosine schedule over the remaining steps. Default steps = the shipped total, so a fresh run (e.g.
+    # `backend.train all` on a new machine) grows the decoder too and slots-textured can start from its weights
+    "slots-sprites": {"variant": "sprites", "steps": 14600, "pool": 5000, "train": {"batch_size": 32},
                       "grow": {"at": 11000, "config": {"dec_refine": 2}, "lr": 3e-4, "warmup": 100}},
     # textured scenes start from the flat-sprites model (a curriculum: flat objects first, then textures)
     "slots-textured": {"variant": "textured", "steps": 1500, "pool": 5000, "init_from": "slots-sprites",

@@ -26,7 +26,7 @@ CONFIG = {
     "batch": 8, "lr": 1e-3, "warmup": 200, "decay_frac": 0.5, "final_lr_frac": 0.1, "ema": 0.999,
     "p_uncond": 0.1, "p_region": 0.15, "grad_clip": 1.0, "parameterisation": "v", "schedule": "cosine",
 }
-DEFAULT_STEPS = 8000
+DEFAULT_STEPS = 20000  # the shipped total (its card lists the resumed stages that made it)
 SAVE_EVERY = 200
 N_EVAL = 32
 WHY = (
