@@ -20,6 +20,12 @@ from backend.slots import (
 from backend.slots.data import EVAL_SEED, SUPER, TRAIN_SEED_BASE, _shape_mask
 from tests.conftest import ROOT
 
+# a model and a run small enough for trainer tests (seconds on one CPU thread)
+TINY = {"resolution": 16, "enc_ch": 8, "enc_layers": 2, "slot_dim": 16, "mlp_hidden": 16, "dec_ch": 8,
+        "dec_init": 8, "num_slots": 3}
+TINY_RUN = {"pool": 8, "n_val": 4, "n_test": 4, "n_probe": (20, 10),
+            "train_config": {"eval_every": 2, "save_every": 2, "warmup": 1, "batch_size": 2}}
+
 # ---------------------------------------------------------------- generator
 
 
@@ -226,9 +232,7 @@ def test_trainer_runs_end_to_end_on_tiny_data(tmp_path, monkeypatch):
     monkeypatch.setattr(reg, "RUNS_DIR", tmp_path)
     from backend.slots.train import _train
 
-    tiny = {"resolution": 16, "enc_ch": 8, "enc_layers": 2, "slot_dim": 16, "mlp_hidden": 16, "dec_ch": 8,
-            "dec_init": 8, "num_slots": 3}
-    card = _train("slots-sprites", steps=6, pool=16, n_val=6, n_test=8, config=tiny, write=False,
+    card = _train("slots-sprites", steps=6, pool=16, n_val=6, n_test=8, config=TINY, write=False,
                   train_config={"eval_every": 3, "save_every": 3, "warmup": 2, "batch_size": 4}, n_probe=(30, 20))
     assert card["steps"] == 6 and [s["step"] for s in card["snapshots"]] == [0, 3, 6]
     assert card["snapshots"][-1]["val_mse"] < card["snapshots"][0]["val_mse"]
@@ -244,18 +248,12 @@ def test_textured_run_starts_from_the_sprites_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(reg, "RUNS_DIR", tmp_path / "runs")
     monkeypatch.setattr(reg, "CHECKPOINT_DIR", tmp_path / "ckpt")
-    from backend.slots.train import _train
-
-    tiny = {"resolution": 16, "enc_ch": 8, "enc_layers": 2, "slot_dim": 16, "mlp_hidden": 16, "dec_ch": 8,
-            "dec_init": 8, "num_slots": 3}
-    kw = {"pool": 8, "n_val": 4, "n_test": 4, "n_probe": (20, 10),
-          "train_config": {"eval_every": 2, "save_every": 2, "warmup": 1, "batch_size": 2}}
-    from backend.slots.train import RUNS
+    from backend.slots.train import RUNS, _train
 
     # writes the tiny sprites checkpoint to tmp, with the model options the textured run adds (a grown decoder)
-    _train("slots-sprites", steps=2, config={**tiny, **RUNS["slots-textured"].get("config", {})}, **kw)
+    _train("slots-sprites", steps=2, config={**TINY, **RUNS["slots-textured"].get("config", {})}, **TINY_RUN)
     sprites = torch.load(tmp_path / "ckpt" / "slots-sprites.pt", weights_only=True)["state_dict"]
-    card = _train("slots-textured", steps=2, config=tiny, write=False, **kw)
+    card = _train("slots-textured", steps=2, config=TINY, write=False, **TINY_RUN)
     assert "Initialised from the slots-sprites checkpoint" in card["why"]
     state = torch.load(tmp_path / "runs" / "slots-textured" / "state.pt", weights_only=False)
     # the untrained reference stays random; training started from the sprites weights (step-0 snapshot)
@@ -263,7 +261,7 @@ def test_textured_run_starts_from_the_sprites_checkpoint(tmp_path, monkeypatch):
     assert not torch.equal(state["init_state"][key], sprites[key])
     assert torch.equal(state["snapshots"][0]["state"][key], sprites[key])
     with pytest.raises(ValueError, match="another model config"):
-        _train("slots-textured", steps=2, config={**tiny, "slot_dim": 8}, write=False, **kw)
+        _train("slots-textured", steps=2, config={**TINY, "slot_dim": 8}, write=False, **TINY_RUN)
 
 
 def test_growing_the_decoder_keeps_outputs_and_snapshots(tmp_path, monkeypatch):
@@ -277,10 +275,8 @@ def test_growing_the_decoder_keeps_outputs_and_snapshots(tmp_path, monkeypatch):
     from backend.slots.model import SlotAttentionAE
     from backend.slots.train import _grow, _train
 
-    tiny = {"resolution": 16, "enc_ch": 8, "enc_layers": 2, "slot_dim": 16, "mlp_hidden": 16, "dec_ch": 8,
-            "dec_init": 8, "num_slots": 3}
     torch.manual_seed(0)
-    net = SlotAttentionAE(tiny).eval()
+    net = SlotAttentionAE(TINY).eval()
     x, noise = torch.rand(2, 3, 16, 16) * 2 - 1, torch.randn(2, 3, 16)
     snaps = [{"step": 0, "state": {k: v.clone() for k, v in net.state_dict().items()}}]
     grown, opt, snaps, init = _grow(net, {**net.config, "dec_refine": 2}, snaps, net.state_dict(), "cpu")
@@ -291,14 +287,12 @@ def test_growing_the_decoder_keeps_outputs_and_snapshots(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         net.load_state_dict(grown.state_dict())  # the grown architecture really has more weights
 
-    kw = {"pool": 8, "n_val": 4, "n_test": 4, "n_probe": (20, 10),
-          "train_config": {"eval_every": 2, "save_every": 2, "warmup": 1, "batch_size": 2}}
-    card = _train("slots-sprites", steps=4, config=tiny, write=False, **kw,
+    card = _train("slots-sprites", steps=4, config=TINY, write=False, **TINY_RUN,
                   grow={"at": 2, "config": {"dec_refine": 1}, "lr": 1e-3, "warmup": 1})
     assert card["config"]["dec_refine"] == 1 and [s["step"] for s in card["snapshots"]] == [0, 2, 4]
     state = torch.load(tmp_path / "runs" / "slots-sprites" / "state.pt", weights_only=False)
     assert state["config"]["dec_refine"] == 1 and any(k.startswith("refine.0.") for k in state["model"])
-    card = _train("slots-sprites", steps=6, config=tiny, write=False, resume=True, **kw,
+    card = _train("slots-sprites", steps=6, config=TINY, write=False, resume=True, **TINY_RUN,
                   grow={"at": 2, "config": {"dec_refine": 1}, "lr": 1e-3, "warmup": 1})  # resumes the grown state
     assert [s["step"] for s in card["snapshots"]] == [0, 2, 4, 6] and card["config"]["dec_refine"] == 1
 
