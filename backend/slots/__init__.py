@@ -5,10 +5,19 @@ Public API (kept stable; other pages and checks call it):
     make_scenes(n, seed, variant) -> images uint8 (N,R,R,3), labels int (N,R,R), objects
     fg_ari(labels, masks), miou(labels, masks), kmeans_segment(images, k)
     matched_slots(variant, n, seed, model) -> codes, factors, factor_names, discrete
+    posterior_masks(images, seg): the per-pixel slot posterior given the image (a second readout)
     segment_scenes(...), dataset_metrics(...), probe_scores(...) for the page; viz helpers (numpy only)
 """
 
-from backend.slots.api import SceneReport, Segmentation, SlotModel, dataset_metrics, load_model, segment_scenes
+from backend.slots.api import (
+    SceneReport,
+    Segmentation,
+    SlotModel,
+    dataset_metrics,
+    load_model,
+    posterior_masks,
+    segment_scenes,
+)
 from backend.slots.data import EVAL_SEED, SHAPES, VARIANTS, make_scenes
 from backend.slots.metrics import ari, ari_per_image, fg_ari, kmeans_segment, miou, miou_per_image
 from backend.slots.probe import FACTOR_NAMES, fit_probe, matched_slots, probe_scores
@@ -18,5 +27,5 @@ __all__ = [
     "EVAL_SEED", "FACTOR_NAMES", "SHAPES", "VARIANTS", "SceneReport", "Segmentation", "SlotModel", "ari",
     "ari_per_image", "colorize", "dataset_metrics", "display_factor", "fg_ari", "fit_display", "fit_probe",
     "kmeans_segment", "load_model", "make_scenes", "mask_image", "matched_slots", "miou", "miou_per_image",
-    "overlay", "probe_scores", "segment_scenes",
+    "overlay", "posterior_masks", "probe_scores", "segment_scenes",
 ]

@@ -43,6 +43,7 @@ def test_default_view_gallery_detail_metrics_probe():
     assert len(imgs) >= 16 + 4  # gallery tiles + detail images
     caps = [c for im in imgs for c in im.captions]
     assert sum("FG-ARI" in c for c in caps) == 16 and "reconstruction" in caps and "ground truth" in caps
+    assert "posterior given the image" in caps and any("posterior readout: FG-ARI" in m.value for m in at.markdown)
     assert len(at.tabs) == 5
     assert at.dataframe and at.get("plotly_chart")  # metrics table, probe-vs-FG-ARI plot
     assert len(at.get("download_button")) >= 3
@@ -57,6 +58,7 @@ def test_default_view_gallery_detail_metrics_probe():
     at.toggle(key="slots.hist_on").set_value(True).run()
     assert not at.exception
     assert len(at.get("plotly_chart")) >= 4  # three histograms + the probe plot
+    assert any("posterior readout" in c.value for c in at.caption)
 
 
 def test_sliders_sort_scene_and_url_state():
