@@ -72,6 +72,15 @@ def wasserstein2(x: np.ndarray, y: np.ndarray, max_lp: int = 250_000, seed: int 
     return float(np.sqrt(max(res.fun, 0.0)))
 
 
+def offset_and_spread(x_real: np.ndarray, x_gen: np.ndarray) -> tuple[float, float]:
+    """What W2 mixes: the distance between the two sets' centroids, and the generated set's RMS distance to its
+    centroid over the real set's (1 = as spread out as the real cells, < 1 = under-dispersed)."""
+    ca, cb = x_real.mean(0), x_gen.mean(0)
+    sa = float(np.sqrt(((x_real - ca) ** 2).sum(1).mean()))
+    sb = float(np.sqrt(((x_gen - cb) ** 2).sum(1).mean()))
+    return float(np.sqrt(((ca - cb) ** 2).sum())), (sb / sa if sa > 0 else float("nan"))
+
+
 def knn_f1(x_real: np.ndarray, x_gen: np.ndarray, k: int = 5) -> float:
     """Macro-F1 of a leave-one-out k-NN real-vs-generated classifier on the pooled cells (~0.5 = indistinguishable).
 
@@ -133,7 +142,9 @@ def evaluate(real, gen, by: str | None = "cell_type", n_pcs: int = 30, min_cells
     is computed only for groups with >= `knn_min` cells on both sides (leave-one-out on 2-9 cells is biased
     towards 0). `*_large` keys average over groups with >= `large` real cells (CFGen's per-type script at
     db92d15 skipped smaller types): W2 on a handful of cells mostly measures sampling noise.
-    Returns {"rbf_mmd", "w2", "knn_f1", "w2_large", "rbf_mmd_large", "n_types", "n_types_large", "per_type"}.
+    Per type also the centroid offset and the spread ratio (`offset_and_spread`), the two things W2 mixes.
+    Returns {"rbf_mmd", "w2", "knn_f1", "spread_ratio", "w2_large", "rbf_mmd_large", "n_types", "n_types_large",
+    "per_type"}.
     """
     if real.n_obs < 2 or gen.n_obs < 2:
         raise ValueError("Evaluation needs at least 2 real and 2 generated cells.")
@@ -151,15 +162,18 @@ def evaluate(real, gen, by: str | None = "cell_type", n_pcs: int = 30, min_cells
         if len(a) < min_cells or len(b) < min_cells:
             continue
         f1 = knn_f1(a, b) if min(len(a), len(b)) >= knn_min else np.nan
+        offset, ratio = offset_and_spread(a, b)
         rows.append({"type": t, "n_real": len(a), "n_gen": len(b), "w2": wasserstein2(a, b),
-                     "rbf_mmd": rbf_mmd(a, b), "knn_f1": f1})
-    per = pd.DataFrame(rows, columns=["type", "n_real", "n_gen", "w2", "rbf_mmd", "knn_f1"])
+                     "rbf_mmd": rbf_mmd(a, b), "knn_f1": f1, "centroid_offset": offset, "spread_ratio": ratio})
+    per = pd.DataFrame(rows, columns=["type", "n_real", "n_gen", "w2", "rbf_mmd", "knn_f1", "centroid_offset",
+                                      "spread_ratio"])
     if per.empty:
         raise ValueError(f"No {by or 'group'} has at least {min_cells} real and {min_cells} generated cells.")
     big = per[per["n_real"] >= large]
     f1 = per["knn_f1"].dropna()
     return {"rbf_mmd": float(per["rbf_mmd"].mean()), "w2": float(per["w2"].mean()),
             "knn_f1": float(f1.mean()) if len(f1) else float("nan"),
+            "spread_ratio": float(per["spread_ratio"].mean()),
             "w2_large": float(big["w2"].mean()) if len(big) else float("nan"),
             "rbf_mmd_large": float(big["rbf_mmd"].mean()) if len(big) else float("nan"),
             "n_types": len(per), "n_types_large": len(big), "per_type": per}
@@ -238,12 +252,13 @@ def compare_to_baseline(model, train, test, by: str = "cell_type", replicates=(0
         res["cfgen"].append(e1)
         res["baseline"].append(e2)
         a = e1["per_type"].set_index("type").add_prefix("cfgen_")
-        b = e2["per_type"].set_index("type")[["w2", "rbf_mmd", "knn_f1"]].add_prefix("nb_")
+        b = e2["per_type"].set_index("type")[["w2", "rbf_mmd", "knn_f1", "centroid_offset", "spread_ratio"]].add_prefix(
+            "nb_")
         per.append(a.join(b))
     out = {}
     for k, lst in res.items():
         d = {}
-        for m in ("w2", "rbf_mmd", "knn_f1", "w2_large", "rbf_mmd_large"):
+        for m in ("w2", "rbf_mmd", "knn_f1", "spread_ratio", "w2_large", "rbf_mmd_large"):
             v = np.array([e[m] for e in lst])
             d[m] = float(v.mean())
             d[m + "_sem"] = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0

@@ -282,11 +282,29 @@ def test_distances_on_hand_made_sets():
     assert knn_f1(b, c + 10) > 0.99
 
 
+def test_offset_and_spread_split_what_w2_mixes():
+    from backend.cells.metrics import offset_and_spread
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(50, 4))
+    assert offset_and_spread(a, a) == pytest.approx((0.0, 1.0))
+    shrunk = a.mean(0) + 0.5 * (a - a.mean(0)) + np.array([0, 2.0, 0, 0])
+    off, ratio = offset_and_spread(a, shrunk)
+    assert off == pytest.approx(2.0) and ratio == pytest.approx(0.5)
+    # on sets of 3 cells in 30 dimensions, a generator collapsed onto the true mean beats a second sample of the
+    # true distribution on W2 (on average about sqrt(30) vs sqrt(2 * 30)): why the spread is shown beside W2
+    draws = [rng.normal(size=(2, 3, 30)) for _ in range(50)]
+    collapsed = np.mean([wasserstein2(x, np.zeros((3, 30))) for x, _ in draws])
+    faithful = np.mean([wasserstein2(x, y) for x, y in draws])
+    assert collapsed < 0.85 * faithful, (collapsed, faithful)
+
+
 def test_evaluate_identical_and_per_type(real):
     sub = real[real.obs["cell_type"].isin(["CD19+ B", "CD56+ NK"])].copy()
     res = evaluate(sub, sub, by="cell_type")
     assert res["w2"] == pytest.approx(0, abs=1e-6) and res["rbf_mmd"] == pytest.approx(0, abs=1e-6)
     assert set(res["per_type"]["type"]) == {"CD19+ B", "CD56+ NK"}
+    assert np.allclose(res["per_type"]["centroid_offset"], 0, atol=1e-6) and res["spread_ratio"] == pytest.approx(1)
     other = real[real.obs["cell_type"] == "Dendritic"][:126].copy()
     other.obs["cell_type"] = sub.obs["cell_type"].to_numpy()
     assert evaluate(sub, other, by="cell_type")["w2"] > 1.0
