@@ -119,7 +119,7 @@ def expression(real, gen, gene: str, table: pd.DataFrame) -> np.ndarray:
 def live_metrics(model, real, gen, by: str | None = None, seed: int = 0) -> dict:
     """CFGen's generated cells, the NB baseline (same labels) and, as a reference, real training cells of the same
     groups, each against held-out real cells of those groups."""
-    from backend.cells.metrics import baseline_cells, evaluate
+    from backend.cells.metrics import baseline_cells, evaluate, reference_cells
 
     train, test = split_real(model, real)
     if gen.n_obs > MAX_EVAL_CELLS:
@@ -136,15 +136,10 @@ def live_metrics(model, real, gen, by: str | None = None, seed: int = 0) -> dict
         labels = gen.obs[by].astype(str).to_numpy()
         out["baseline"] = evaluate(test_sel, baseline_cells(train, labels, by, seed=seed), by=by)
         # reference: real training cells of the same groups (as many as generated, at most all of them)
-        rng = np.random.default_rng(seed)
-        train_labels = train.obs[by].astype(str).to_numpy()
-        pick = [rng.choice(np.flatnonzero(train_labels == g), min(int((labels == g).sum()), int((train_labels == g).sum())),
-                           replace=False) for g in np.unique(labels) if (train_labels == g).sum()]
-        if pick:
-            try:
-                out["real_train"] = evaluate(test_sel, train[np.sort(np.concatenate(pick))].copy(), by=by)
-            except ValueError:  # no group with 2 training cells: no reference
-                pass
+        try:
+            out["real_train"] = evaluate(test_sel, reference_cells(train, labels, by, seed=seed, cap=True), by=by)
+        except ValueError:  # no group with 2 training cells: no reference
+            pass
     return out
 
 

@@ -230,6 +230,24 @@ def baseline_cells(train, labels_out, by: str = "cell_type", seed: int = 0):
 
 
 @one_thread
+def reference_cells(train, labels, by: str, seed: int = 0, cap: bool = False):
+    """Real training cells with the per-group counts of `labels`: what a perfect generator could score.
+
+    Per group (in order of first appearance), that many distinct training cells, drawn with replacement where the
+    group has fewer; `cap=True` takes at most all of a group's cells instead (no repeats). Groups without training
+    cells are skipped."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels).astype(str)
+    train_labels = train.obs[by].astype(str).to_numpy()
+    pick = []
+    for t in pd.unique(labels):
+        rows, n = np.flatnonzero(train_labels == t), int((labels == t).sum())
+        if len(rows):
+            n = min(n, len(rows)) if cap else n
+            pick.append(rng.choice(rows, n, replace=n > len(rows)))
+    return train[np.concatenate(pick) if pick else np.zeros(0, int)]
+
+
 def compare_to_baseline(model, train, test, by: str = "cell_type", replicates=(0, 1, 2), steps: int | None = None,
                         guidance=None) -> dict:
     """CFGen vs the NB baseline on held-out `test`: as many generated cells per type as held-out cells,
@@ -237,14 +255,8 @@ def compare_to_baseline(model, train, test, by: str = "cell_type", replicates=(0
     res = {"cfgen": [], "baseline": [], "real_train": []}
     per = []
     labels = test.obs[by].astype(str)
-    train_labels = train.obs[by].astype(str).to_numpy()
     for r in replicates:
-        # reference: real training cells drawn with the same per-type counts (what a perfect generator could score)
-        rng = np.random.default_rng(r)
-        pick = np.concatenate([rng.choice(np.flatnonzero(train_labels == t), int((labels == t).sum()),
-                                          replace=int((labels == t).sum()) > int((train_labels == t).sum()))
-                               for t in pd.unique(labels)])
-        res["real_train"].append(evaluate(test, train[pick], by=by))
+        res["real_train"].append(evaluate(test, reference_cells(train, labels.to_numpy(), by, seed=r), by=by))
         gen = model.generate(len(test), conditions=pd.DataFrame({by: labels.to_numpy()}), seed=r, steps=steps,
                              guidance=guidance)
         e1 = evaluate(test, gen, by=by)

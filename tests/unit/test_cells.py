@@ -310,6 +310,22 @@ def test_evaluate_identical_and_per_type(real):
     assert evaluate(sub, other, by="cell_type")["w2"] > 1.0
 
 
+def test_reference_cells_counts_repeats_and_cap():
+    from backend.cells.metrics import reference_cells
+
+    t = _toy(30, 5, seed=4, types=("a", "b"))
+    n_a = int((t.obs["cell_type"] == "a").sum())
+    ref = reference_cells(t, ["a"] * 3 + ["b"] * 2 + ["z"], "cell_type", seed=0)  # "z": no training cells, skipped
+    assert list(ref.obs["cell_type"].astype(str)) == ["a"] * 3 + ["b"] * 2
+    assert ref.obs_names.is_unique, "distinct cells while the group has enough"
+    many = ["a"] * (n_a + 4)
+    assert reference_cells(t, many, "cell_type").n_obs == n_a + 4  # with replacement beyond the group's size
+    capped = reference_cells(t, many, "cell_type", cap=True)
+    assert capped.n_obs == n_a and capped.obs_names.is_unique
+    assert list(reference_cells(t, many, "cell_type", seed=1).obs_names) != list(
+        reference_cells(t, many, "cell_type", seed=2).obs_names)
+
+
 def test_projection_uses_the_real_mean():
     from backend.cells.metrics import PCASpace
 
