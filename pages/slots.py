@@ -69,13 +69,6 @@ def _report(variant: str, n: int, seed: int, slots: int, iters: int):
     return segment_scenes(variant, n=n, seed=seed, num_slots=slots, iters=iters)
 
 
-def _one(seg, i: int):
-    """Scene i of a Segmentation as a one-scene Segmentation."""
-    from backend.slots import Segmentation
-
-    return Segmentation(**{k: v[i : i + 1] for k, v in vars(seg).items()})
-
-
 @st.cache_data(show_spinner=False, max_entries=32)
 def _tile(variant: str, n: int, seed: int, slots: int, iters: int, i: int) -> bytes:
     from backend.slots import colorize, overlay
@@ -164,7 +157,7 @@ with t_detail:
     from backend.slots import colorize, fg_ari, mask_image, posterior_masks
 
     seg = rep.seg
-    post = posterior_masks(rep.images[i : i + 1], _one(seg, i))[0]
+    post = posterior_masks(rep.images[i : i + 1], seg.scene(i))[0]
     f = 8
     a, b, c, e, d = st.columns(5)
     a.image(upscale(rep.images[i], f), output_format="PNG", caption="input", width="stretch")

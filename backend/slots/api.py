@@ -28,6 +28,10 @@ class Segmentation:
         """Hard segmentation (N,H,W): argmax over slots."""
         return self.masks.argmax(1)
 
+    def scene(self, i: int) -> Segmentation:
+        """Image i alone, as a one-image Segmentation."""
+        return Segmentation(**{k: v[i : i + 1] for k, v in vars(self).items()})
+
 
 def to_model_input(images, resolution: int) -> np.ndarray:
     """uint8 (N,H,W,3) / (H,W,3) of any size -> uint8 (N,R,R,3) by area resampling."""

@@ -214,6 +214,8 @@ def test_posterior_readout_sharpens_the_shipped_sprites_model(sprites_model):
     seg = sprites_model.segment(imgs, seed=0)
     post = posterior_masks(imgs, seg)
     assert np.allclose(post.sum(1), 1, atol=1e-5)
+    one = seg.scene(5)  # one image alone gives the same posterior
+    assert one.masks.shape == (1, *seg.masks.shape[1:]) and np.allclose(posterior_masks(imgs[5:6], one)[0], post[5])
     alpha, posterior = fg_ari(labels, seg.masks), fg_ari(labels, post)
     assert posterior > alpha + 0.03, (posterior, alpha)
 
