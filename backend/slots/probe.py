@@ -8,6 +8,8 @@ colour bin (accuracy) and its size and position (R²) on scenes it was not fitte
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 FACTOR_NAMES = ["shape", "color", "size", "x", "y"]
@@ -29,6 +31,14 @@ def match_objects(labels: np.ndarray, masks: np.ndarray, n_objects: int) -> list
     return [(objs[i], int(j)) for i, j in zip(r, c)]
 
 
+@functools.lru_cache(maxsize=4)
+def _scenes(variant: str, n: int, seed: int, res: int):
+    """The probe's scenes, rendered once per process (a trainer probes every snapshot on the same scenes)."""
+    from backend.slots.data import make_scenes
+
+    return make_scenes(n, seed=seed, variant=variant, res=res)
+
+
 def matched_slots(variant: str = "sprites", n: int = 300, seed: int = 10_000, model=None,
                   num_slots: int | None = None, iters: int | None = None):
     """Slot vectors of held-out scenes matched to their objects, with the objects' properties.
@@ -37,14 +47,13 @@ def matched_slots(variant: str = "sprites", n: int = 300, seed: int = 10_000, mo
     colour bin, size, x, y), factor_names list[str] and discrete bool (5,).
     """
     from backend.slots.api import load_model
-    from backend.slots.data import make_scenes
 
     if model is None:
         model = load_model(variant)
     n = int(n)
     if n < 1:
         raise ValueError("Ask for at least one scene.")
-    imgs, labels, objects = make_scenes(n, seed=seed, variant=variant, res=model.resolution)
+    imgs, labels, objects = _scenes(variant, n, seed, model.resolution)
     out = model.segment(imgs, num_slots=num_slots, iters=iters, seed=0)
     codes, factors = [], []
     for i in range(n):

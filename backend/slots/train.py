@@ -38,11 +38,18 @@ RUNS = {
     # 8x8-broadcast decoder draws blobs: objects' shapes, not their places, limited FG-ARI), a fresh Adam and a
     # new warm-up + cosine schedule over the remaining steps. Default steps = the shipped total, so a fresh run (e.g.
     # `backend.train all` on a new machine) grows the decoder too and slots-textured can start from its weights
+    # at step 19000 (fifth sitting, the first with a GPU) the run is scaled up: batch 128 (a GPU step of this small
+    # model costs about the same at 32 or 128 scenes), a 50k-scene pool (a superset of the first 5k: scene i is
+    # seeded by [seed, i]) and a new warm-up + cosine schedule over the remaining steps; the Adam state is kept
     "slots-sprites": {"variant": "sprites", "steps": 19000, "pool": 5000, "train": {"batch_size": 32},
-                      "grow": {"at": 11000, "config": {"dec_refine": 2}, "lr": 3e-4, "warmup": 100}},
+                      "grow": {"at": 11000, "config": {"dec_refine": 2}, "lr": 3e-4, "warmup": 100},
+                      "scale": {"at": 19000, "pool": 50000, "lr": 3e-4, "warmup": 200,
+                                "train": {"batch_size": 128, "eval_every": 2500, "save_every": 1000}}},
     # textured scenes start from the flat-sprites model (a curriculum: flat objects first, then textures)
-    "slots-textured": {"variant": "textured", "steps": 1500, "pool": 5000, "init_from": "slots-sprites",
-                       "config": {"dec_refine": 2}, "train": {"batch_size": 32, "warmup": 100}},
+    # (fifth sitting: the same scale-up as the sprites run, batch 128 and a 50k-scene pool)
+    "slots-textured": {"variant": "textured", "steps": 1500, "pool": 50000, "init_from": "slots-sprites",
+                       "config": {"dec_refine": 2},
+                       "train": {"batch_size": 128, "warmup": 200, "eval_every": 1000, "save_every": 1000}},
 }
 TRAIN_CONFIG = {
     "batch_size": 16,
@@ -97,6 +104,18 @@ def lr_at(step: int, steps: int, cfg: dict) -> float:
     return cfg["lr"] * (lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+def phase_lr(step: int, steps: int, tc: dict, grow: dict | None = None, scale: dict | None = None) -> float:
+    """The learning rate at `step`: the base schedule spans the whole run; after the decoder is grown (`grow`) and
+    after the run is scaled up (`scale`) a new warm-up + cosine decay starts, each ending where the next phase
+    begins (or at `steps`)."""
+    if scale and step >= scale["at"]:
+        return lr_at(step - scale["at"], steps - scale["at"], {**tc, "lr": scale["lr"], "warmup": scale["warmup"]})
+    if grow and step >= grow["at"]:
+        end = min(steps, scale["at"]) if scale else steps
+        return lr_at(step - grow["at"], end - grow["at"], {**tc, "lr": grow["lr"], "warmup": grow["warmup"]})
+    return lr_at(step, steps, tc)
+
+
 def evaluate(model, images, labels, seed: int = 0) -> dict:
     """FG-ARI, ARI, mIoU, MSE (on [0,1] pixels) of a SlotModel on given scenes, plus per-image arrays."""
     from backend.slots.metrics import ari_per_image, miou_per_image
@@ -113,7 +132,7 @@ def evaluate(model, images, labels, seed: int = 0) -> dict:
 def _train(name: str, steps=None, device=None, seed: int = 0, resume: bool = False, progress=None,
            pool: int | None = None, n_val: int = N_VAL, n_test: int = N_TEST, config: dict | None = None,
            train_config: dict | None = None, write: bool = True, n_probe: tuple[int, int] = (300, 150),
-           grow: dict | None = None) -> dict:
+           grow: dict | None = None, scale: dict | None = None) -> dict:
     import torch
 
     from backend.slots.api import SlotModel
@@ -131,8 +150,9 @@ def _train(name: str, steps=None, device=None, seed: int = 0, resume: bool = Fal
     set_seed(seed)
     t0 = time.time()
 
-    if grow is None and config is None:  # the run's own decoder growth (not applied to test-sized configs)
-        grow = run.get("grow")
+    if config is None:  # the run's own decoder growth and scale-up (not applied to test-sized configs)
+        grow = run.get("grow") if grow is None else grow
+        scale = run.get("scale") if scale is None else scale
     grown_cfg = {**cfg, **grow["config"]} if grow else cfg
     net = SlotAttentionAE(cfg).to(dev)
     init_state = copy.deepcopy(net.state_dict())  # untrained weights: the probe's lower-bound reference
@@ -167,59 +187,76 @@ def _train(name: str, steps=None, device=None, seed: int = 0, resume: bool = Fal
         net.load_state_dict(payload["state_dict"])
         warm_step = payload.get("step")
         print(f"{name}: initialised from {warm} (step {warm_step})", flush=True)
-    p.update(0, steps, f"generating {pool} training scenes")
     r = cfg["resolution"]
-    train_imgs = _training_pool(name, pool, TRAIN_SEED_BASE + seed, variant, r)
-    train_x = torch.from_numpy(train_imgs).permute(0, 3, 1, 2).contiguous()
+    in_scale = lambda step: bool(scale) and step >= scale["at"]  # noqa: E731
+
+    def load_pool(step: int):
+        n = int(scale["pool"]) if in_scale(step) else pool
+        p.update(step, steps, f"generating {n} training scenes")
+        x = torch.from_numpy(_training_pool(name, n, TRAIN_SEED_BASE + seed, variant, r)).permute(0, 3, 1, 2)
+        return n, x.contiguous().to(dev)  # uint8 on the device: a batch is gathered there, no host copy per step
+
+    pool_n, train_x = load_pool(start)
     val_imgs, val_labels, _ = make_scenes(n_val, seed=VAL_SEED, variant=variant, res=r)
     rng = np.random.default_rng([seed, start])
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
 
     def validate(step: int) -> dict:
         net.eval()
-        m = evaluate(SlotModel(net, dev), val_imgs, val_labels, seed=0)
+        current = SlotModel(net, dev)
+        m = evaluate(current, val_imgs, val_labels, seed=0)
+        probe = probe_scores(current, variant=variant, n_train=n_probe[0], n_test=n_probe[1], seed=30_000)
         net.train()
         snap = {"step": step, "val_fg_ari": m["fg_ari"], "val_ari": m["ari"], "val_miou": m["miou"],
-                "val_mse": m["mse"], "state": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}}
+                "val_mse": m["mse"], "probe": probe,
+                "state": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}}
         print(f"[{name}] step {step} val FG-ARI {m['fg_ari']:.3f} mIoU {m['miou']:.3f} MSE {m['mse']:.5f} "
-              f"({time.time() - t0 + elapsed_before:.0f}s)", flush=True)
+              f"probe {probe['mean']:.3f} ({time.time() - t0 + elapsed_before:.0f}s)", flush=True)
         return snap
 
     if start == 0:
         snapshots.append(validate(0))
     net.train()
-    b = tc["batch_size"]
-    loss_ema = None
+    loss_sum, loss_n, loss_ema, drawn = None, 0, None, []
     for step in range(start, steps):
         if grow and step == grow["at"] and cfg != grown_cfg:
             net, opt, snapshots, init_state = _grow(net, grown_cfg, snapshots, init_state, dev)
             cfg = grown_cfg
             print(f"[{name}] step {step}: decoder grown {grow['config']}", flush=True)
-        if grow and step >= grow["at"]:
-            lr = lr_at(step - grow["at"], steps - grow["at"], {**tc, "lr": grow["lr"], "warmup": grow["warmup"]})
-        else:
-            lr = lr_at(step, steps, tc)
+        if in_scale(step) and pool_n != scale["pool"]:
+            pool_n, train_x = load_pool(step)
+            print(f"[{name}] step {step}: scaled up to {scale['train']} with {pool_n} training scenes", flush=True)
+        stc = {**tc, **scale["train"]} if in_scale(step) else tc
         for g in opt.param_groups:
-            g["lr"] = lr
-        idx = rng.integers(0, pool, b)
-        xb = train_x[idx].to(dev).float().div(127.5).sub(1)
-        flip = torch.from_numpy(rng.random(b) < 0.5).to(dev)
+            g["lr"] = phase_lr(step, steps, tc, grow, scale)
+        if not drawn:
+            drawn = _draw_batches(rng, step, min(100, steps - step), in_scale, pool, scale, tc, dev)
+        idx, flip = drawn.pop(0)
+        xb = train_x[idx].float().div(127.5).sub(1)
         xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
         out = net(xb)
         loss = torch.nn.functional.mse_loss(out["recon"], xb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), tc["clip_grad"])
+        torch.nn.utils.clip_grad_norm_(net.parameters(), stc["clip_grad"])
         opt.step()
-        loss_ema = loss.item() if loss_ema is None else 0.98 * loss_ema + 0.02 * loss.item()
+        # the loss is read back every 20 steps only (a read is a device sync)
+        loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
+        loss_n += 1
         done = step + 1
         if done % 20 == 0 or done == steps:
+            mean = loss_sum.item() / loss_n
+            loss_ema = mean if loss_ema is None else 0.67 * loss_ema + 0.33 * mean
+            loss_sum, loss_n = None, 0
             p.update(done, steps, f"loss {loss_ema:.4f}")
-        if done % tc["eval_every"] == 0 or done == steps:
+        if done % stc["eval_every"] == 0 or done == steps:
             snapshots.append(validate(done))
             score = snapshots[-1]["val_fg_ari"] + snapshots[-1]["val_miou"]
             if best is None or score > best["score"]:
                 best = {"step": done, "score": score}
-        if done % tc["save_every"] == 0 or done == steps:
+            _keep_weights(snapshots)
+        if done % stc["save_every"] == 0 or done == steps:
             save_train_state(name, {
                 "model": net.state_dict(), "opt": opt.state_dict(), "step": done, "snapshots": snapshots,
                 "best": best, "config": cfg, "steps": steps, "stages": stages, "seed": seed, "init_state": init_state,
@@ -240,19 +277,10 @@ def _train(name: str, steps=None, device=None, seed: int = 0, resume: bool = Fal
     km = _kmeans_cached(test_imgs, cfg["num_slots"], KMEANS_POS_WEIGHT[variant])
     km_fg, km_full, km_miou = (ari_per_image(test_labels, km, True), ari_per_image(test_labels, km, False),
                                miou_per_image(test_labels, km))
-    # snapshots: validation segmentation metrics + a property probe on Hungarian-matched slots
-    untrained = SlotModel(SlotAttentionAE(cfg).to(dev), dev)
-    untrained.net.load_state_dict(init_state)
-    snap_rows = []
-    for s in snapshots:
-        mm = SlotModel(SlotAttentionAE(cfg).to(dev), dev)
-        mm.net.load_state_dict(s["state"])
-        mm.net.eval()
-        pr = probe_scores(mm, variant=variant, n_train=n_probe[0], n_test=n_probe[1], seed=30_000)
-        snap_rows.append({"step": s["step"], "val_fg_ari": round(s["val_fg_ari"], 4),
-                          "val_miou": round(s["val_miou"], 4), "val_mse": round(s["val_mse"], 6),
-                          "val_ari": round(s["val_ari"], 4),
-                          **{f"probe_{k}": round(v, 4) for k, v in pr.items()}})
+    # snapshots: validation segmentation metrics + the property probe taken on Hungarian-matched slots at that step
+    snap_rows = [{"step": s["step"], "val_fg_ari": round(s["val_fg_ari"], 4), "val_miou": round(s["val_miou"], 4),
+                  "val_mse": round(s["val_mse"], 6), "val_ari": round(s["val_ari"], 4),
+                  **{f"probe_{k}": round(v, 4) for k, v in s.get("probe", {}).items()}} for s in snapshots]
     wall = time.time() - t0 + elapsed_before
     metrics = {"fg_ari": m["fg_ari"], "ari": m["ari"], "miou": m["miou"], "mse": m["mse"],
                "fg_ari_median": float(np.median(m["_per_image"]["fg_ari"])),
@@ -263,9 +291,11 @@ def _train(name: str, steps=None, device=None, seed: int = 0, resume: bool = Fal
         "command": command,
         "title": f"Slot Attention on generated {variant} scenes",
         "paper": "Locatello et al., Object-Centric Learning with Slot Attention (NeurIPS 2020)",
-        "config": {**cfg, **tc, "pool": pool},
+        "config": {**cfg, **tc, "pool": pool, **({"grow": grow} if grow else {}),
+                   **({"scale": scale} if scale else {})},
         "data": (f"{variant}: 2-4 objects (square, circle, triangle, heart), 20-40 % of the side, {r}x{r}; "
-                 f"train pool {pool} scenes from seed {TRAIN_SEED_BASE + seed}; validation {n_val} scenes "
+                 f"train pool {pool} scenes from seed {TRAIN_SEED_BASE + seed}"
+                 + (f" ({scale['pool']} from step {scale['at']})" if scale else "") + f"; validation {n_val} scenes "
                  f"(seed {VAL_SEED}); test {n_test} scenes (seed {EVAL_SEED})"),
         "why": WHY + (f" Initialised from the {warm} checkpoint ("
                       + (f"its step {warm_step}, " if warm_step is not None else "")
@@ -307,8 +337,72 @@ def _grow(net, grown_cfg: dict, snapshots: list, init_state: dict, dev):
     pad = lambda sd: {**{k: v for k, v in fresh.items() if k not in sd}, **sd}  # noqa: E731
     new.load_state_dict(pad(net.state_dict()))
     for s in snapshots:
-        s["state"] = pad(s["state"])
+        if "state" in s:
+            s["state"] = pad(s["state"])
     return new, torch.optim.Adam(new.parameters()), snapshots, pad(init_state)
+
+
+def step_seconds(name: str, device=None, repeats: int = 40) -> float:
+    """Seconds per training step of NAME's full-size model (grown decoder, scaled-up batch) on `device`, timed on
+    random images after a warm-up; used to fit a run's step count to a wall-clock budget (`scripts/gpu_slots.sh`)."""
+    import torch
+
+    from backend.slots.model import DEFAULT_CONFIG, SlotAttentionAE
+
+    run = RUNS[name]
+    grow, scale = run.get("grow"), run.get("scale")
+    cfg = {**DEFAULT_CONFIG, **run.get("config", {}), **(grow["config"] if grow else {})}
+    tc = {**TRAIN_CONFIG, **run.get("train", {}), **(scale["train"] if scale else {})}
+    dev = get_device(device)
+    net = SlotAttentionAE(cfg).to(dev)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+    r, b = cfg["resolution"], tc["batch_size"]
+    x = torch.rand(b, 3, r, r, device=dev) * 2 - 1
+
+    def step():
+        loss = torch.nn.functional.mse_loss(net(x)["recon"], x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), tc["clip_grad"])
+        opt.step()
+
+    for _ in range(max(3, repeats // 4)):
+        step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t) / repeats
+
+
+def _draw_batches(rng, step: int, n: int, in_scale, pool: int, scale, tc: dict, dev) -> list:
+    """(scene indices, flip flags) of the next `n` steps' batches, drawn in step order (the same draws as one step at
+    a time) and copied to the device in one transfer: a copy per step would wait for the device every step."""
+    import torch
+
+    sizes, idx, flip = [], [], []
+    for s in range(step, step + n):
+        b = (scale["train"] if in_scale(s) else tc).get("batch_size", tc["batch_size"])
+        idx.append(rng.integers(0, int(scale["pool"]) if in_scale(s) else pool, b))
+        flip.append(rng.random(b) < 0.5)
+        sizes.append(b)
+    idx_d = torch.from_numpy(np.concatenate(idx)).to(dev)
+    flip_d = torch.from_numpy(np.concatenate(flip)).to(dev)
+    return list(zip(idx_d.split(sizes), flip_d.split(sizes)))
+
+
+def _keep_weights(snapshots: list) -> None:
+    """Drop the weights of snapshots that can no longer be shipped: only step 0's (the untrained or initial network)
+    and the best by validation FG-ARI + mIoU are kept; every snapshot keeps its metrics and probe scores."""
+    if len(snapshots) < 2:
+        return
+    best = max(snapshots[1:], key=lambda s: s["val_fg_ari"] + s["val_miou"])
+    for s in snapshots[1:]:
+        if s is not best:
+            s.pop("state", None)
 
 
 def _training_pool(name: str, n: int, seed: int, variant: str, res: int) -> np.ndarray:
@@ -318,10 +412,30 @@ def _training_pool(name: str, n: int, seed: int, variant: str, res: int) -> np.n
     path = registry.RUNS_DIR / name / f"pool-{variant}-{n}-{seed}-{res}.npy"
     if path.exists():
         return np.load(path)
-    imgs, _, _ = make_scenes(n, seed=seed, variant=variant, res=res)
+    imgs = _render_parallel(n, seed, variant, res)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, imgs)
     return imgs
+
+
+def _render_images(args) -> np.ndarray:
+    n, seed, variant, res, start = args
+    return make_scenes(n, seed=seed, variant=variant, res=res, start=start)[0]
+
+
+def _render_parallel(n: int, seed: int, variant: str, res: int, chunk: int = 2500) -> np.ndarray:
+    """Images of `make_scenes(n, seed, ...)`, rendered in chunks by worker processes for large pools (scene i is
+    seeded by [seed, i] alone, so the result is the same as one call)."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    workers = min(os.cpu_count() or 1, -(-n // chunk))
+    if workers < 2:
+        return make_scenes(n, seed=seed, variant=variant, res=res)[0]
+    jobs = [(min(chunk, n - a), seed, variant, res, a) for a in range(0, n, chunk)]
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as ex:
+        return np.concatenate(list(ex.map(_render_images, jobs)))
 
 
 def _kmeans_cached(images, k, pos_weight):

@@ -338,6 +338,68 @@ def test_growing_the_decoder_keeps_outputs_and_snapshots(tmp_path, monkeypatch):
     assert [s["step"] for s in card["snapshots"]] == [0, 2, 4, 6] and card["config"]["dec_refine"] == 1
 
 
+def test_phase_schedules_restart_at_growth_and_scale_up():
+    """The grown phase's cosine ends where the scale-up begins; the scale-up warms up again from its own rate."""
+    from backend.slots.train import phase_lr
+
+    tc = {"lr": 1.0, "warmup": 2, "final_lr_frac": 0.0}
+    grow, scale = {"at": 10, "lr": 0.5, "warmup": 2}, {"at": 20, "lr": 0.3, "warmup": 4}
+    assert phase_lr(5, 100, tc, grow, scale) == phase_lr(5, 100, tc)  # the base phase spans the run
+    assert phase_lr(15, 100, tc, grow, scale) == pytest.approx(phase_lr(15, 20, tc, grow))
+    assert phase_lr(15, 100, tc, grow) > phase_lr(15, 100, tc, grow, scale)  # without a scale-up grow spans 100
+    assert phase_lr(19, 100, tc, grow, scale) < 0.05
+    assert phase_lr(20, 100, tc, grow, scale) == pytest.approx(0.3 / 4)
+    assert phase_lr(23, 100, tc, grow, scale) == pytest.approx(0.3)
+    assert phase_lr(99, 100, tc, grow, scale) < 0.01
+
+
+def test_only_step_zero_and_the_best_snapshot_keep_weights():
+    from backend.slots.train import _keep_weights
+
+    snaps = [{"step": i, "val_fg_ari": f, "val_miou": m, "state": {"w": i}}
+             for i, (f, m) in enumerate([(0.0, 0.1), (0.5, 0.3), (0.7, 0.4), (0.6, 0.4)])]
+    _keep_weights(snaps)
+    assert [s["step"] for s in snaps if "state" in s] == [0, 2]
+    snaps.append({"step": 4, "val_fg_ari": 0.8, "val_miou": 0.4, "state": {"w": 4}})
+    _keep_weights(snaps)
+    assert [s["step"] for s in snaps if "state" in s] == [0, 4] and len(snaps) == 5
+
+
+def test_parallel_pool_rendering_equals_one_call():
+    from backend.slots.train import _render_parallel
+
+    assert np.array_equal(_render_parallel(7, 11, "sprites", 16, chunk=3),
+                          make_scenes(7, seed=11, variant="sprites", res=16)[0])
+
+
+def test_scale_up_phase_switches_pool_and_batch(tmp_path, monkeypatch):
+    """From `scale.at` the run trains on a larger pool whose first scenes are the earlier pool, with its own batch
+    size and evaluation interval; every snapshot carries its probe scores, the saved state keeps the weights of step
+    0 and the best snapshot only, and the card records the phase."""
+    import torch
+
+    import backend.core.registry as reg
+
+    monkeypatch.setattr(reg, "RUNS_DIR", tmp_path / "runs")
+    import backend.slots.train as tr
+
+    batches = []
+    real_mse = torch.nn.functional.mse_loss
+    monkeypatch.setattr(torch.nn.functional, "mse_loss", lambda a, b: batches.append(len(a)) or real_mse(a, b))
+    scale = {"at": 4, "pool": 12, "lr": 1e-3, "warmup": 1, "train": {"batch_size": 3, "eval_every": 1}}
+    card = tr._train("slots-sprites", steps=6, config=TINY, write=False, **TINY_RUN, scale=scale)
+    assert batches == [2, 2, 2, 2, 3, 3]
+    assert [s["step"] for s in card["snapshots"]] == [0, 2, 4, 5, 6]
+    assert all(np.isfinite(s["probe_mean"]) and s["probe_mean"] <= 1 for s in card["snapshots"])  # R² may be < 0
+    assert card["config"]["scale"] == scale and "(12 from step 4)" in card["data"]
+    pools = {p.name: np.load(p) for p in (tmp_path / "runs" / "slots-sprites").glob("pool-*.npy")}
+    small, large = (pools[f"pool-sprites-{n}-{TRAIN_SEED_BASE}-16.npy"] for n in (8, 12))
+    assert np.array_equal(large[:8], small)
+    state = torch.load(tmp_path / "runs" / "slots-sprites" / "state.pt", weights_only=False)
+    kept = [s["step"] for s in state["snapshots"] if "state" in s]
+    assert kept[0] == 0 and len(kept) == 2 and kept[1] == card["selected_step"]
+
+
 def test_backend_does_not_import_streamlit():
     code = "import sys, backend.slots, backend.slots.train, backend.slots.bench; print('streamlit' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
