@@ -205,9 +205,10 @@ def test_posterior_readout_hand_case():
 
 
 @pytest.mark.slow
-def test_posterior_readout_sharpens_the_shipped_sprites_model(sprites_model):
-    """On flat-coloured fresh scenes the posterior readout of the same model scores higher than its alpha masks
-    (measured on 256 validation scenes: 0.79 vs 0.70), and its masks still sum to 1."""
+def test_posterior_readout_of_the_shipped_sprites_model(sprites_model):
+    """On flat-coloured fresh scenes the posterior readout of the same model is a segmentation about as good as its
+    alpha masks (256 validation scenes: 0.849 vs 0.864 at 39000 steps; at 19000 steps it led by 0.08 while the
+    masks were blurred discs), and its masks sum to 1."""
     from backend.slots import posterior_masks
 
     imgs, labels, _ = make_scenes(48, seed=778, variant="sprites")
@@ -217,7 +218,7 @@ def test_posterior_readout_sharpens_the_shipped_sprites_model(sprites_model):
     one = seg.scene(5)  # one image alone gives the same posterior
     assert one.masks.shape == (1, *seg.masks.shape[1:]) and np.allclose(posterior_masks(imgs[5:6], one)[0], post[5])
     alpha, posterior = fg_ari(labels, seg.masks), fg_ari(labels, post)
-    assert posterior > alpha + 0.03, (posterior, alpha)
+    assert alpha > 0.8 and posterior > 0.75 and abs(posterior - alpha) < 0.06, (posterior, alpha)
 
 
 @pytest.mark.slow
@@ -238,6 +239,9 @@ def test_shipped_model_vs_kmeans_on_fresh_scenes(variant):
         pytest.xfail(f"the shipped {variant} model does not beat k-means (card: FG-ARI {card['metrics']['fg_ari']:.3f} "
                      f"vs {card['baselines']['kmeans_fg_ari']:.3f}); the target is missed and reported as such")
     assert ours > km, (ours, km)
+    if variant == "textured":  # issue 3's textured targets, on the card's 1,000 held-out scenes and on fresh ones
+        assert card["metrics"]["fg_ari"] >= 0.70 and card["metrics"]["fg_ari"] - card["baselines"]["kmeans_fg_ari"] >= 0.2
+        assert ours - km > 0.15, (ours, km)
 
 
 def test_cards_report_held_out_metrics():
