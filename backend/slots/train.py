@@ -243,12 +243,7 @@ def _train(name: str, steps=None, device=None, seed: int = 0, resume: bool = Fal
         idx, flip = drawn.pop(0)
         xb = train_x[idx].float().div(127.5).sub(1)
         xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
-        out = net(xb)
-        loss = torch.nn.functional.mse_loss(out["recon"], xb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), stc["clip_grad"])
-        opt.step()
+        loss = _train_step(net, opt, xb, stc["clip_grad"])
         # the loss is read back every 20 steps only (a read is a device sync)
         loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
         loss_n += 1
@@ -350,6 +345,18 @@ def _grow(net, grown_cfg: dict, snapshots: list, init_state: dict, dev):
     return new, torch.optim.Adam(new.parameters()), snapshots, pad(init_state)
 
 
+def _train_step(net, opt, xb, clip_grad: float):
+    """One optimiser step on the reconstruction MSE of a batch in [-1, 1]; returns the loss (not read back)."""
+    import torch
+
+    loss = torch.nn.functional.mse_loss(net(xb)["recon"], xb)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), clip_grad)
+    opt.step()
+    return loss
+
+
 def step_seconds(name: str, device=None, repeats: int = 40) -> float:
     """Seconds per training step of NAME's full-size model (grown decoder, scaled-up batch) on `device`, timed on
     random images after a warm-up; used to fit a run's step count to a wall-clock budget (`scripts/gpu_slots.sh`)."""
@@ -367,20 +374,13 @@ def step_seconds(name: str, device=None, repeats: int = 40) -> float:
     r, b = cfg["resolution"], tc["batch_size"]
     x = torch.rand(b, 3, r, r, device=dev) * 2 - 1
 
-    def step():
-        loss = torch.nn.functional.mse_loss(net(x)["recon"], x)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), tc["clip_grad"])
-        opt.step()
-
     for _ in range(max(3, repeats // 4)):
-        step()
+        _train_step(net, opt, x, tc["clip_grad"])
     if dev.type == "cuda":
         torch.cuda.synchronize()
     t = time.perf_counter()
     for _ in range(repeats):
-        step()
+        _train_step(net, opt, x, tc["clip_grad"])
     if dev.type == "cuda":
         torch.cuda.synchronize()
     return (time.perf_counter() - t) / repeats
