@@ -42,16 +42,6 @@ representations in the presence of complex textures* (2022).
 
 VARIANTS = ["sprites", "textured"]
 SORTS = ["scene order", "worst FG-ARI first", "best FG-ARI first"]
-s = url_state("slots", {"variant": "sprites", "n": 16, "seed": 0, "sort": SORTS[0], "scene": 0,
-                        "slots": 5, "iters": 3})
-if s["variant"] not in VARIANTS:
-    s["variant"] = "sprites"
-if s["sort"] not in SORTS:
-    s["sort"] = SORTS[0]
-s["n"] = int(min(64, max(4, s["n"])))
-s["slots"] = int(min(10, max(1, s["slots"])))
-s["iters"] = int(min(10, max(1, s["iters"])))
-s["seed"] = int(min(9_999, max(0, s["seed"])))
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -60,6 +50,20 @@ def _card(variant: str) -> dict | None:
         return read_card(f"slots-{variant}")
     except CheckpointError:
         return None
+
+
+# the default attention iterations: the shipped model's choice on validation scenes (its card's test_iters)
+DEFAULT_ITERS = int((_card("sprites") or {}).get("test_iters", 3))
+s = url_state("slots", {"variant": "sprites", "n": 16, "seed": 0, "sort": SORTS[0], "scene": 0,
+                        "slots": 5, "iters": DEFAULT_ITERS})
+if s["variant"] not in VARIANTS:
+    s["variant"] = "sprites"
+if s["sort"] not in SORTS:
+    s["sort"] = SORTS[0]
+s["n"] = int(min(64, max(4, s["n"])))
+s["slots"] = int(min(10, max(1, s["slots"])))
+s["iters"] = int(min(10, max(1, s["iters"])))
+s["seed"] = int(min(9_999, max(0, s["seed"])))
 
 
 @st.cache_data(show_spinner="Segmenting scenes…", max_entries=16)
@@ -89,7 +93,9 @@ c4.selectbox("Sort gallery by", SORTS, key=s.key("sort"))
 k1, k2, _ = st.columns([1, 1, 2])
 k1.slider("Slots at inference", 1, 10, key=s.key("slots"),
           help="Trained with 5 (up to 4 objects + background). Slot Attention accepts any number at test time.")
-k2.slider("Attention iterations", 1, 10, key=s.key("iters"), help="Trained with 3.")
+k2.slider("Attention iterations", 1, 10, key=s.key("iters"),
+          help=f"Trained with 3; {DEFAULT_ITERS} by default, the number that scored best on validation scenes after "
+               "training (Slot Attention can iterate more at test time).")
 s.sync()
 
 variant, n, seed, n_slots, iters = s["variant"], int(s["n"]), int(s["seed"]), int(s["slots"]), int(s["iters"])
@@ -259,14 +265,18 @@ with t_probe:
         ]), hide_index=True, width="stretch")
         import plotly.express as px
 
-        fig = px.scatter(snaps, x="val_fg_ari", y="probe_mean", text="step", render_mode="svg",
+        # 78 snapshots: colour by step, label only the untrained, the shipped and the last one
+        marked = {int(snaps["step"].iloc[0]), int(final["step"]), int(snaps["step"].iloc[-1])}
+        snaps_plot = snaps.assign(label=[f"step {int(x)}" if int(x) in marked else "" for x in snaps["step"]])
+        fig = px.scatter(snaps_plot, x="val_fg_ari", y="probe_mean", text="label", color="step", render_mode="svg",
                          labels={"val_fg_ari": "validation FG-ARI", "probe_mean": "probe score (mean of acc./R²)"},
+                         hover_data={"step": True, "label": False},
                          title="Downstream probe vs segmentation quality across training snapshots")
-        fig.update_traces(textposition="top center", mode="lines+markers+text")
+        fig.update_traces(textposition="top center", mode="markers+text")
         fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10))
         st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
-        st.caption("Each point is a training snapshot (label = step). Dittadi et al. (ICML 2022) report that "
-                   "downstream property prediction tracks segmentation quality; here you can see whether it does "
+        st.caption("Each point is a training snapshot, coloured by its step (hover for it). Dittadi et al. "
+                   "(ICML 2022) report that downstream property prediction tracks segmentation quality; here you can see whether it does "
                    "for this small model.")
         st.download_button("Download snapshot table (CSV)", snaps.to_csv(index=False),
                            file_name=f"slots-{variant}-snapshots.csv", mime="text/csv")

@@ -71,9 +71,10 @@ def _resize_stack(x: np.ndarray, h: int, w: int, nearest: bool) -> np.ndarray:
 class SlotModel(LockedModel):
     """A trained Slot Attention autoencoder with a numpy-in, numpy-out `segment`."""
 
-    def __init__(self, net, device, name: str = "", card: dict | None = None):
+    def __init__(self, net, device, name: str = "", card: dict | None = None, iters: int | None = None):
         super().__init__()
         self.net, self.device, self.name, self.card = net.eval(), device, name, card or {}
+        self._iters = iters  # attention iterations at inference (default: the training's)
 
     @property
     def resolution(self) -> int:
@@ -85,7 +86,9 @@ class SlotModel(LockedModel):
 
     @property
     def iters(self) -> int:
-        return int(self.net.config["iters"])
+        """Attention iterations `segment` uses by default: the checkpoint's `test_iters` (chosen on validation
+        scenes after training) or else the number it was trained with."""
+        return int(self._iters or self.net.config["iters"])
 
     def segment(self, images, num_slots: int | None = None, iters: int | None = None, seed: int = 0,
                 batch_size: int = 128) -> Segmentation:
@@ -169,7 +172,7 @@ def build_model(payload: dict, device=None, name: str = "", card: dict | None = 
     dev = get_device(device)
     net = SlotAttentionAE(payload["config"])
     net.load_state_dict(payload["state_dict"])
-    return SlotModel(net.to(dev), dev, name, card)
+    return SlotModel(net.to(dev), dev, name, card, iters=payload.get("test_iters"))
 
 
 @cached
@@ -187,7 +190,7 @@ def load_model(variant: str = "sprites", device: str | None = None, untrained: b
         import torch
 
         torch.manual_seed(int(card.get("seed", 0)))
-        payload = {"config": payload["config"], "state_dict": SlotAttentionAE(payload["config"]).state_dict()}
+        payload = {**payload, "state_dict": SlotAttentionAE(payload["config"]).state_dict()}
     return build_model(payload, device, CHECKPOINTS[variant] + (" (untrained)" if untrained else ""), card)
 
 

@@ -342,6 +342,33 @@ def test_growing_the_decoder_keeps_outputs_and_snapshots(tmp_path, monkeypatch):
     assert [s["step"] for s in card["snapshots"]] == [0, 2, 4, 6] and card["config"]["dec_refine"] == 1
 
 
+def test_trainer_picks_inference_iterations_on_validation(tmp_path, monkeypatch):
+    """After training, the attention iterations at inference are chosen on the validation scenes (training's count
+    or up to 2 more), stored in the checkpoint and used by the loaded model; the card keeps the validation table and
+    the test scores at training's count. Re-running the last stage's command only re-evaluates (same stages)."""
+    import torch
+
+    import backend.core.registry as reg
+
+    monkeypatch.setattr(reg, "RUNS_DIR", tmp_path / "runs")
+    monkeypatch.setattr(reg, "CHECKPOINT_DIR", tmp_path / "ckpt")
+    from backend.slots.api import build_model
+    from backend.slots.train import _train
+
+    card = _train("slots-sprites", steps=2, config=TINY, **TINY_RUN)
+    rows, it = card["test_iters_validation"], card["test_iters"]
+    assert set(rows) == {"3", "4", "5"}
+    assert rows[str(it)]["val_fg_ari"] + rows[str(it)]["val_miou"] == max(r["val_fg_ari"] + r["val_miou"]
+                                                                           for r in rows.values())
+    assert {"fg_ari_at_train_iters", "miou_at_train_iters"} <= set(card["metrics"])
+    payload = torch.load(tmp_path / "ckpt" / "slots-sprites.pt", weights_only=False)
+    assert payload["test_iters"] == it and build_model(payload, "cpu").iters == it
+    assert card["stage_devices"] == ["cpu"] and card["device"] == "cpu"
+    again = _train("slots-sprites", steps=2, config=TINY, resume=True, **TINY_RUN)
+    assert again["command"] == card["command"] and again["stage_devices"] == ["cpu"]
+    assert again["metrics"] == card["metrics"]
+
+
 def test_phase_schedules_restart_at_growth_and_scale_up():
     """The grown phase's cosine ends where the scale-up begins; the scale-up warms up again from its own rate."""
     from backend.slots.train import phase_lr
