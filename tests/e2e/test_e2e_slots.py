@@ -19,6 +19,7 @@ def test_slots_page_in_chromium(server, page):
 
     page.get_by_role("tab", name="Downstream probe").click()
     expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible(timeout=30_000)
+    screenshot(page, "slots-probe")
 
     page.get_by_role("tab", name="Your image").click()
     from backend.core.media import png_bytes, upscale
