@@ -2,10 +2,11 @@
 
 Unsupervised: reconstruction MSE only. Adam with linear warm-up and cosine decay, gradient-norm
 clipping, a fixed pool of generated training scenes (seeds >= TRAIN_SEED_BASE) with random flips.
-Every `eval_every` steps the model is scored on 256 validation scenes (seed VAL_SEED) and a snapshot
-is kept; the shipped weights are the snapshot with the best validation FG-ARI + mIoU (never chosen by
-loss, see notes). The card reports FG-ARI, ARI, mIoU and MSE on 1,000 held-out test scenes
-(seed EVAL_SEED), the k-means baseline on the same scenes, and per-snapshot metrics with a property
+Every `eval_every` steps the model is scored on 256 validation scenes (seed VAL_SEED) and probed; the
+shipped weights are the snapshot with the best validation FG-ARI + mIoU (never chosen by loss, see
+notes; only its weights and step 0's are kept), and the attention iterations at inference are then
+chosen on the same scenes. The card reports FG-ARI, ARI, mIoU and MSE on 1,000 held-out test scenes
+(seed EVAL_SEED), the k-means baseline on the same scenes, and per-snapshot metrics with the property
 probe (for the downstream-vs-segmentation plot).
 """
 
