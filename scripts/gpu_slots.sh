@@ -21,18 +21,17 @@ mkdir -p "$OUT/sprites" "$OUT/textured"
 t0=$(date +%s)
 stamp() { echo "[gpu_slots $(($(date +%s) - t0))s] $*"; }
 
-start=$($PY -c "import torch; s = torch.load('$RUNS/slots-sprites/state.pt', weights_only=False); print(s['step'])") || exit 1
+start=$($PY -c "import torch; s = torch.load('$RUNS/slots-sprites/state.pt', weights_only=False, map_location='cpu'); print(s['step'])") || exit 1
 stamp "sprites state at step $start"
-$PY -c "
+# the training pool of a run (its scale-up pool where it has one), rendered once into runs/NAME/
+pool() { $PY -c "
+from backend.slots.model import DEFAULT_CONFIG
 from backend.slots.train import RUNS, TRAIN_SEED_BASE, _training_pool
-for n in ('slots-sprites',):
-    _training_pool(n, RUNS[n]['scale']['pool'], TRAIN_SEED_BASE, RUNS[n]['variant'], 32)
-" || exit 1
+run = RUNS['$1']
+_training_pool('$1', (run.get('scale') or run)['pool'], TRAIN_SEED_BASE, run['variant'], DEFAULT_CONFIG['resolution'])"; }
+pool slots-sprites || exit 1
 stamp "sprites pool ready"
-$PY -c "
-from backend.slots.train import RUNS, TRAIN_SEED_BASE, _training_pool
-_training_pool('slots-textured', RUNS['slots-textured']['pool'], TRAIN_SEED_BASE, 'textured', 32)
-" > /tmp/textured_pool.log 2>&1 &
+pool slots-textured > /tmp/textured_pool.log 2>&1 &
 pool_pid=$!
 
 step_s=$($PY -c "from backend.slots.train import step_seconds; print(step_seconds('slots-sprites', '$DEVICE'))") || exit 1

@@ -201,10 +201,15 @@ def _train(name: str, steps=None, device=None, seed: int = 0, resume: bool = Fal
         warm_step = payload.get("step")
         print(f"{name}: initialised from {warm} (step {warm_step})", flush=True)
     r = cfg["resolution"]
-    in_scale = lambda step: bool(scale) and step >= scale["at"]  # noqa: E731
+
+    def phase(step: int) -> tuple[dict, int]:
+        """The training config and pool size in force at `step` (the scale-up changes both)."""
+        if scale and step >= scale["at"]:
+            return {**tc, **scale["train"]}, int(scale["pool"])
+        return tc, pool
 
     def load_pool(step: int):
-        n = int(scale["pool"]) if in_scale(step) else pool
+        n = phase(step)[1]
         p.update(step, steps, f"generating {n} training scenes")
         x = torch.from_numpy(_training_pool(name, n, TRAIN_SEED_BASE + seed, variant, r)).permute(0, 3, 1, 2)
         return n, x.contiguous().to(dev)  # uint8 on the device: a batch is gathered there, no host copy per step
@@ -233,20 +238,20 @@ def _train(name: str, steps=None, device=None, seed: int = 0, resume: bool = Fal
     net.train()
     loss_sum, loss_n, loss_ema, drawn = None, 0, None, []
     if start < steps:  # the device each stage trained on, for the card
-        devices = [*devices[:len(stages) - 1], *["?"] * (len(stages) - 1 - len(devices)), str(dev)]
+        devices = (devices + ["?"] * len(stages))[:len(stages) - 1] + [str(dev)]
     for step in range(start, steps):
         if grow and step == grow["at"] and cfg != grown_cfg:
             net, opt, snapshots, init_state = _grow(net, grown_cfg, snapshots, init_state, dev)
             cfg = grown_cfg
             print(f"[{name}] step {step}: decoder grown {grow['config']}", flush=True)
-        if in_scale(step) and pool_n != scale["pool"]:
+        stc, n_pool = phase(step)
+        if n_pool != pool_n:
             pool_n, train_x = load_pool(step)
             print(f"[{name}] step {step}: scaled up to {scale['train']} with {pool_n} training scenes", flush=True)
-        stc = {**tc, **scale["train"]} if in_scale(step) else tc
         for g in opt.param_groups:
             g["lr"] = phase_lr(step, steps, tc, grow, scale)
         if not drawn:
-            drawn = _draw_batches(rng, step, min(100, steps - step), in_scale, pool, scale, tc, dev)
+            drawn = _draw_batches(rng, range(step, min(step + 100, steps)), phase, dev)
         idx, flip = drawn.pop(0)
         xb = train_x[idx].float().div(127.5).sub(1)
         xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
@@ -406,15 +411,17 @@ def step_seconds(name: str, device=None, repeats: int = 40) -> float:
     return (time.perf_counter() - t) / repeats
 
 
-def _draw_batches(rng, step: int, n: int, in_scale, pool: int, scale, tc: dict, dev) -> list:
-    """(scene indices, flip flags) of the next `n` steps' batches, drawn in step order (the same draws as one step at
-    a time) and copied to the device in one transfer: a copy per step would wait for the device every step."""
+def _draw_batches(rng, steps: range, phase, dev) -> list:
+    """(scene indices, flip flags) of these steps' batches (`phase(step)` gives the config and pool size), drawn in
+    step order (the same draws as one step at a time) and copied to the device in one transfer: a copy per step
+    would wait for the device every step."""
     import torch
 
     sizes, idx, flip = [], [], []
-    for s in range(step, step + n):
-        b = (scale["train"] if in_scale(s) else tc).get("batch_size", tc["batch_size"])
-        idx.append(rng.integers(0, int(scale["pool"]) if in_scale(s) else pool, b))
+    for s in steps:
+        cfg, n_pool = phase(s)
+        b = cfg["batch_size"]
+        idx.append(rng.integers(0, n_pool, b))
         flip.append(rng.random(b) < 0.5)
         sizes.append(b)
     idx_d = torch.from_numpy(np.concatenate(idx)).to(dev)
