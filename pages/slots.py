@@ -107,14 +107,20 @@ if card is None:
 _targets = card.get("targets") or {}
 _missed = [f"{lab} {card['metrics'][k]:.3f} (target ≥ {_targets[k]})" for k, lab in (("fg_ari", "FG-ARI"), ("miou", "mIoU"))
            if k in _targets and card["metrics"].get(k, 1.0) < _targets[k]]
-_where = {"cpu": "on a CPU", "cuda": "on a GPU", "cpu + cuda": "on a CPU, then a GPU"}.get(card.get("device"), "")
+_devs = card.get("stage_devices") or [card.get("device", "")]  # each resumed stage's device, in order
+_where = "on " + ", then ".join({"cpu": "a CPU", "cuda": "a GPU"}.get(d, d)
+                                for i, d in enumerate(_devs) if i == 0 or d != _devs[i - 1])
+# the measured failure of the shipped kind of model: before the mask-sharpening phase the slots shared the plain
+# background softly; after it one slot holds the background but spare slots keep small patches
+_failure = ("gives the plain background to one slot, but its spare slots still win small patches (often along "
+            "object edges), each an unmatched segment that costs mIoU" if (card.get("config") or {}).get("sharpen")
+            else "spreads the plain background over all its slots (the speckle in the overlays), which costs mIoU")
 if _missed:
     st.warning(
         f"This `slots-{variant}` checkpoint misses its targets: held-out {' and '.join(_missed)}; k-means scores "
         f"FG-ARI {card['baselines']['kmeans_fg_ari']:.3f}. It was trained for {card['steps']} steps {_where} (the "
-        "paper trains 500k steps): it finds most objects, but spreads the plain background over all its slots (the "
-        "speckle in the overlays), which costs mIoU, and sometimes merges touching objects; sort the gallery by "
-        f"FG-ARI to see where. Train on with `python -m backend.train slots-{variant} --steps N --resume` "
+        f"paper trains 500k steps): it finds most objects and {_failure}, and it sometimes merges touching objects; "
+        f"sort the gallery by FG-ARI to see where. Train on with `python -m backend.train slots-{variant} --steps N --resume` "
         "(on a GPU: `--device cuda`).",
         icon=":material/warning:",
     )

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One GPU lease for the Slots checkpoints (run from the project root):
 #   1. time a training step of the full-size model on the device;
-#   2. resume slots-sprites from its saved state (runs/slots-sprites/state.pt) into its scale-up phase, with as
+#   2. resume slots-sprites from its saved state (runs/slots-sprites/state.pt) in its last phase, with as
 #      many steps as fit SPRITES_S seconds (rounded down to a multiple of ROUND, 500);
 #   3. retrain slots-textured from the new sprites checkpoint with as many steps as fit TEXTURED_S seconds.
 # The training pools are rendered first (textured in the background, while sprites trains). Results, the training

@@ -57,8 +57,10 @@ def test_default_view_gallery_detail_metrics_probe():
     assert bool(missed) == bool(warning)
     assert all(f"{lab} {card['metrics'][k]:.3f}" in warning for k, lab in (("fg_ari", "FG-ARI"), ("miou", "mIoU"))
                if k in missed)
-    if missed and card["device"] == "cpu + cuda":
+    devs = card["stage_devices"]  # each resumed stage's device
+    if missed and devs[0] == "cpu" and "cuda" in devs:
         assert f"{card['steps']} steps on a CPU, then a GPU" in warning
+        assert ("then a GPU, then a CPU" in warning) == (devs[-1] == "cpu")
     # histograms of the model and k-means on the same held-out scenes
     at.toggle(key="slots.hist_on").set_value(True).run()
     assert not at.exception
