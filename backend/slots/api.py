@@ -22,6 +22,7 @@ class Segmentation:
     slots: np.ndarray  # float32 (N,K,D)
     attn: np.ndarray  # float32 (N,K,H,W): the last iteration's attention (softmax over slots)
     slot_rgbs: np.ndarray  # uint8 (N,K,H,W,3): each slot's RGB before masking
+    merged_into: np.ndarray | None = None  # int (N,K): the slot each slot was merged into (itself when kept)
 
     @property
     def labels(self) -> np.ndarray:
@@ -30,7 +31,33 @@ class Segmentation:
 
     def scene(self, i: int) -> Segmentation:
         """Image i alone, as a one-image Segmentation."""
-        return Segmentation(**{k: v[i : i + 1] for k, v in vars(self).items()})
+        return Segmentation(**{k: None if v is None else v[i : i + 1] for k, v in vars(self).items()})
+
+
+def merge_duplicate_slots(masks: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
+    """Merge slots that describe the same thing: per image, slots whose masks have cosine similarity above `tau`
+    (transitively) become one, whose mask is their sum, held by the lowest-numbered of them; the others' masks become
+    zero. Slot Attention sends spare slots to the same entity (on a plain background two or three identical slots
+    share it at about 1/2 or 1/3 each, and the argmax between them is speckle). Distinct objects have nearly disjoint
+    masks (similarity near 0), so they are not merged. masks (N,K,H,W) summing to 1 over K -> (merged masks, the slot
+    each slot went into (N,K))."""
+    m = np.asarray(masks, np.float32)
+    n, k = m.shape[:2]
+    flat = m.reshape(n, k, -1).astype(np.float64)
+    unit = flat / np.maximum(np.linalg.norm(flat, axis=2, keepdims=True), 1e-12)
+    sim = unit @ unit.transpose(0, 2, 1)  # (N,K,K)
+    into = np.tile(np.arange(k), (n, 1))
+    for i in range(n):
+        for a in range(k):
+            for b in range(a + 1, k):
+                if sim[i, a, b] > tau:
+                    ra, rb = into[i, a], into[i, b]
+                    if ra != rb:  # join b's group to a's: every member points at the smaller root
+                        into[i][into[i] == max(ra, rb)] = min(ra, rb)
+    out = np.zeros_like(m)
+    for i in range(n):
+        np.add.at(out[i], into[i], m[i])
+    return out, into
 
 
 def to_model_input(images, resolution: int) -> np.ndarray:
@@ -71,10 +98,12 @@ def _resize_stack(x: np.ndarray, h: int, w: int, nearest: bool) -> np.ndarray:
 class SlotModel(LockedModel):
     """A trained Slot Attention autoencoder with a numpy-in, numpy-out `segment`."""
 
-    def __init__(self, net, device, name: str = "", card: dict | None = None, iters: int | None = None):
+    def __init__(self, net, device, name: str = "", card: dict | None = None, iters: int | None = None,
+                 merge: float | None = None):
         super().__init__()
         self.net, self.device, self.name, self.card = net.eval(), device, name, card or {}
         self._iters = iters  # attention iterations at inference (default: the training's)
+        self.merge = merge  # duplicate-slot merging threshold at inference (None: off)
 
     @property
     def resolution(self) -> int:
@@ -91,11 +120,13 @@ class SlotModel(LockedModel):
         return int(self._iters or self.net.config["iters"])
 
     def segment(self, images, num_slots: int | None = None, iters: int | None = None, seed: int = 0,
-                batch_size: int = 128) -> Segmentation:
+                batch_size: int = 128, merge: float | bool | None = None) -> Segmentation:
         """Segment uint8 RGB images of any size; outputs come back at the input H×W.
 
         `num_slots` and `iters` may differ from training (Slot Attention allows both at test time).
         The slot initialisation noise is drawn from `seed`, so the same call gives the same answer.
+        `merge`: duplicate slots are merged (`merge_duplicate_slots`) at this mask-similarity threshold; None uses
+        the model's (the checkpoint's `merge_tau`, chosen on validation scenes), False turns merging off.
         """
         import torch
 
@@ -110,6 +141,9 @@ class SlotModel(LockedModel):
             raise ValueError(f"The number of slots must be between 1 and {MAX_SLOTS}; got {k}.")
         if not 1 <= it <= MAX_ITERS:
             raise ValueError(f"The number of iterations must be between 1 and {MAX_ITERS}; got {it}.")
+        tau = self.merge if merge is None or merge is True else (None if merge is False else float(merge))
+        if tau is not None and not 0.0 < tau <= 1.0:
+            raise ValueError(f"The merge threshold must be in (0, 1]; got {tau}.")
         h, w = a.shape[1:3]
         r = self.resolution
         x = to_model_input(a, r)
@@ -127,6 +161,18 @@ class SlotModel(LockedModel):
         rgbs = np.concatenate(outs["rgbs"]).transpose(0, 1, 3, 4, 2)
         attn = np.concatenate(outs["attn"]).astype(np.float32)
         slots = np.concatenate(outs["slots"]).astype(np.float32)
+        into = None
+        if tau is not None:  # at the model's resolution; a merged slot draws its members' mask-weighted colour
+            merged, into = merge_duplicate_slots(masks, tau)
+            for i in np.flatnonzero((into != np.arange(k)).any(1)):
+                wsum = np.zeros_like(rgbs[i])
+                np.add.at(wsum, into[i], rgbs[i] * masks[i][..., None])
+                keep = merged[i] > 1e-6
+                rgbs[i][keep] = wsum[keep] / merged[i][keep][:, None]
+                a = np.zeros_like(attn[i])
+                np.add.at(a, into[i], attn[i])
+                attn[i] = a
+            masks = merged
         if (h, w) != (r, r):
             masks = _resize_stack(masks, h, w, nearest=False)
             masks = np.clip(masks, 0, None)
@@ -137,7 +183,7 @@ class SlotModel(LockedModel):
         to8 = lambda t: np.clip(np.rint((t + 1) * 127.5), 0, 255).astype(np.uint8)  # noqa: E731
         slot_recons = to8(rgbs * masks[..., None] + (masks[..., None] - 1))  # masked, black elsewhere
         return Segmentation(masks=masks.astype(np.float32), recon=to8(recon), slot_recons=slot_recons,
-                            slots=slots, attn=attn.astype(np.float32), slot_rgbs=to8(rgbs))
+                            slots=slots, attn=attn.astype(np.float32), slot_rgbs=to8(rgbs), merged_into=into)
 
 
 def posterior_masks(images, seg: Segmentation, min_var: float = 1e-4) -> np.ndarray:
@@ -172,7 +218,7 @@ def build_model(payload: dict, device=None, name: str = "", card: dict | None = 
     dev = get_device(device)
     net = SlotAttentionAE(payload["config"])
     net.load_state_dict(payload["state_dict"])
-    return SlotModel(net.to(dev), dev, name, card, iters=payload.get("test_iters"))
+    return SlotModel(net.to(dev), dev, name, card, iters=payload.get("test_iters"), merge=payload.get("merge_tau"))
 
 
 @cached
@@ -205,7 +251,8 @@ class SceneReport:
 
 
 def segment_scenes(variant: str = "sprites", n: int = 16, seed: int = 0, num_slots: int | None = None,
-                   iters: int | None = None, model_variant: str | None = None) -> SceneReport:
+                   iters: int | None = None, model_variant: str | None = None,
+                   merge: float | bool | None = None) -> SceneReport:
     """Generate `n` scenes, segment them with the shipped model and score each one."""
     from backend.slots.data import make_scenes
     from backend.slots.metrics import ari_per_image, miou_per_image
@@ -215,7 +262,7 @@ def segment_scenes(variant: str = "sprites", n: int = 16, seed: int = 0, num_slo
         raise ValueError(f"Ask for 1 to 256 scenes; got {n}.")
     model = load_model(model_variant or variant)
     imgs, labels, objs = make_scenes(n, seed=int(seed), variant=variant, res=model.resolution)
-    seg = model.segment(imgs, num_slots=num_slots, iters=iters, seed=0)
+    seg = model.segment(imgs, num_slots=num_slots, iters=iters, seed=0, merge=merge)
     return SceneReport(imgs, labels, objs, seg, ari_per_image(labels, seg.masks, True), miou_per_image(labels, seg.masks))
 
 

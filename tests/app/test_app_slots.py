@@ -107,3 +107,32 @@ def test_uploads_good_converted_and_bad():
         assert not at.exception
         assert at.error and words in at.error[0].value, [e.value for e in at.error]
     assert at.metric  # the rest of the page still renders
+
+
+def test_merge_toggle_defaults_on_and_switches_the_slot_columns():
+    """Duplicate-slot merging is on by default (the card's threshold) and in the URL; off, no slot column says it
+    was merged and the scene's mIoU is the plain argmax's. The metrics tab shows both readouts."""
+    from backend.core import read_card
+    from backend.slots import load_model, make_scenes, miou
+
+    card = read_card("slots-sprites")
+    at = run_page(PAGE, query={"n": "8", "seed": "3"})
+    assert not at.exception
+    assert at.toggle(key="slots.merge").value is True
+    methods = list(at.dataframe[0].value["method"])
+    assert "Slot Attention (duplicate slots merged)" in methods and "Slot Attention, no merging" in methods
+    assert any(f"cosine similarity above {card['merge_tau']}" in c.value for c in at.caption)
+    # find a scene where merging removed a slot, show it, then switch merging off
+    imgs, labels, _ = make_scenes(8, seed=3, variant="sprites")
+    seg = load_model("sprites").segment(imgs)
+    i = int(np.flatnonzero((seg.merged_into != np.arange(seg.masks.shape[1])).any(1))[0])
+    at.number_input(key="slots.scene").set_value(i).run()
+    caps = [c for im in at.get("image") for c in im.captions]
+    assert any("merged into slot" in c for c in caps)
+    at.toggle(key="slots.merge").set_value(False).run()
+    assert not at.exception and not at.error
+    caps = [c for im in at.get("image") for c in im.captions]
+    assert not any("merged into slot" in c for c in caps)
+    plain = miou(labels[i : i + 1], load_model("sprites").segment(imgs, merge=False).masks[i : i + 1])
+    assert any(f"mIoU {plain:.3f}" in m.value for m in at.markdown)
+    assert at.query_params["merge"] in ("0", ["0"], "false", ["false"])

@@ -258,6 +258,63 @@ def test_shipped_sprites_segments_hug_objects_and_one_slot_owns_the_background()
     assert np.mean(obj) > 0.7 and np.mean(bg) > 0.8, (np.mean(obj), np.mean(bg))
 
 
+def test_merge_duplicate_slots_on_hand_made_masks():
+    from backend.slots.api import merge_duplicate_slots
+
+    # slots 0 and 3 share the background half and half, slot 1 and 2 hold one object each, slot 4 is empty
+    masks = np.zeros((1, 5, 4, 4), np.float32)
+    masks[0, 1, 0, 0] = masks[0, 2, 3, 3] = 1
+    bg = np.ones((4, 4), bool)
+    bg[0, 0] = bg[3, 3] = False
+    masks[0, 0][bg] = masks[0, 3][bg] = 0.5
+    masks[0, 4] = 0
+    merged, into = merge_duplicate_slots(masks, 0.9)
+    assert into.tolist() == [[0, 1, 2, 0, 4]]
+    assert np.allclose(merged[0, 0][bg], 1) and np.allclose(merged[0, 3], 0)
+    assert np.allclose(merged[0, 1:3], masks[0, 1:3]) and np.allclose(merged.sum(1), masks.sum(1))
+    # near duplicates chain transitively to the lowest-numbered slot; a strict threshold keeps them apart
+    m = np.stack([np.linspace(1, 2, 16), np.linspace(1, 2.2, 16), np.linspace(1, 2.4, 16)]).reshape(1, 3, 4, 4)
+    m = (m / m.sum(1, keepdims=True)).astype(np.float32)
+    assert merge_duplicate_slots(m, 0.99)[1].tolist() == [[0, 0, 0]]
+    assert merge_duplicate_slots(m, 1.0)[1].tolist() == [[0, 1, 2]]
+
+
+def test_segment_merge_option_keeps_the_reconstruction():
+    m = load_model("sprites")
+    imgs, labels, _ = make_scenes(24, seed=99, variant="sprites")
+    plain = m.segment(imgs, merge=False)
+    merged = m.segment(imgs, merge=0.7)
+    assert plain.merged_into is None and merged.merged_into.shape == (24, m.num_slots)
+    assert np.array_equal(plain.recon, merged.recon)
+    assert np.allclose(merged.masks.sum(1), 1, atol=1e-4) and merged.masks.min() >= 0
+    gone = merged.merged_into != np.arange(m.num_slots)
+    assert gone.any() and np.allclose(merged.masks[gone], 0)
+    assert np.all(merged.slot_recons[gone] == 0)  # a merged-away slot draws nothing
+    # merged slots' masks are the sums of their members'
+    i, j = np.argwhere(gone)[0]
+    root = merged.merged_into[i, j]
+    members = merged.merged_into[i] == root
+    assert np.allclose(merged.masks[i, root], plain.masks[i][members].sum(0), atol=1e-5)
+    big = m.segment(np.repeat(np.repeat(imgs[:2], 2, 1), 2, 2), merge=0.7)
+    assert big.masks.shape == (2, m.num_slots, 64, 64) and np.allclose(big.masks.sum(1), 1, atol=1e-4)
+    with pytest.raises(ValueError, match="merge threshold"):
+        m.segment(imgs[:1], merge=1.5)
+
+
+def test_shipped_sprites_merging_raises_miou():
+    """The shipped model's default (its card's merge threshold, chosen on validation) scores a higher mIoU on fresh
+    scenes than the plain argmax, and the card reports both readouts."""
+    from backend.core import read_card
+
+    card = read_card("slots-sprites")
+    m = load_model("sprites")
+    assert m.merge == card["merge_tau"] is not None
+    imgs, labels, _ = make_scenes(48, seed=4343, variant="sprites")
+    with_merge, plain = miou(labels, m.segment(imgs).masks), miou(labels, m.segment(imgs, merge=False).masks)
+    assert with_merge > plain + 0.05, (with_merge, plain)
+    assert card["metrics"]["miou"] > card["metrics"]["miou_no_merge"]
+
+
 def test_cards_report_held_out_metrics():
     from backend.core import read_card
 
@@ -377,6 +434,16 @@ def test_trainer_picks_inference_iterations_on_validation(tmp_path, monkeypatch)
     assert {"fg_ari_at_train_iters", "miou_at_train_iters"} <= set(card["metrics"])
     payload = torch.load(tmp_path / "ckpt" / "slots-sprites.pt", weights_only=False)
     assert payload["test_iters"] == it and build_model(payload, "cpu").iters == it
+    # the duplicate-slot merging threshold (or none) is chosen the same way, stored and used by the loaded model
+    from backend.slots.train import MERGE_TAUS
+
+    tau = card["merge_tau"]
+    rows = card["merge_validation"]
+    assert tau in MERGE_TAUS and set(rows) == {str(t) for t in MERGE_TAUS}
+    assert rows[str(tau)]["val_fg_ari"] + rows[str(tau)]["val_miou"] == max(r["val_fg_ari"] + r["val_miou"]
+                                                                             for r in rows.values())
+    assert payload["merge_tau"] == tau and build_model(payload, "cpu").merge == tau
+    assert {"fg_ari_no_merge", "miou_no_merge"} <= set(card["metrics"])
     assert card["stage_devices"] == ["cpu"] and card["device"] == "cpu"
     again = _train("slots-sprites", steps=2, config=TINY, resume=True, **TINY_RUN)
     assert again["command"] == card["command"] and again["stage_devices"] == ["cpu"]
@@ -427,8 +494,9 @@ def test_mask_entropy_values_and_gradient():
     assert float(mask_entropy(hard)) == pytest.approx(0.0, abs=1e-5)
     logits = torch.randn(1, 5, 4, 4, requires_grad=True)
     mask_entropy(logits.softmax(1)).backward()
-    step = logits - 0.5 * logits.grad  # descending the entropy makes the masks harder
-    assert float(mask_entropy(step.softmax(1))) < float(mask_entropy(logits.softmax(1)))
+    with torch.no_grad():
+        step = logits - 0.5 * logits.grad  # descending the entropy makes the masks harder
+        assert float(mask_entropy(step.softmax(1))) < float(mask_entropy(logits.softmax(1)))
 
 
 def test_sharpening_phase_adds_mask_entropy_with_its_batch(tmp_path, monkeypatch):
