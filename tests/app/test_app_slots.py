@@ -77,7 +77,7 @@ def test_sliders_sort_scene_and_url_state():
     at.number_input(key="slots.scene").set_value(3).run()
     assert not at.exception
     caps = [c for im in at.get("image") for c in im.captions]
-    assert any(c.startswith("slot 5 mask") for c in caps)  # 6 slots at inference
+    assert any(c.startswith("slot 5 mask") or c.startswith("slot 5: merged") for c in caps)  # 6 slots
     assert [c for c in caps if "FG-ARI" in c][0].startswith("scene ")
     at.slider(key="slots.slots").set_value(3)
     at.slider(key="slots.iters").set_value(1).run()
