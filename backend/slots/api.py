@@ -169,9 +169,9 @@ class SlotModel(LockedModel):
                 np.add.at(wsum, into[i], rgbs[i] * masks[i][..., None])
                 keep = merged[i] > 1e-6
                 rgbs[i][keep] = wsum[keep] / merged[i][keep][:, None]
-                a = np.zeros_like(attn[i])
-                np.add.at(a, into[i], attn[i])
-                attn[i] = a
+                att = np.zeros_like(attn[i])
+                np.add.at(att, into[i], attn[i])
+                attn[i] = att
             masks = merged
         if (h, w) != (r, r):
             masks = _resize_stack(masks, h, w, nearest=False)

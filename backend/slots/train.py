@@ -1,13 +1,14 @@
 """Trainers for the shipped Slot Attention checkpoints (`python -m backend.train slots-sprites`).
 
-Unsupervised: reconstruction MSE only. Adam with linear warm-up and cosine decay, gradient-norm
-clipping, a fixed pool of generated training scenes (seeds >= TRAIN_SEED_BASE) with random flips.
+Unsupervised: reconstruction MSE (plus, in a run's last "sharpen" phase, the alpha masks' per-pixel entropy). Adam
+with linear warm-up and cosine decay per phase, gradient-norm clipping, a fixed pool of generated training scenes
+(seeds >= TRAIN_SEED_BASE) with random flips.
 Every `eval_every` steps the model is scored on 256 validation scenes (seed VAL_SEED) and probed; the
 shipped weights are the snapshot with the best validation FG-ARI + mIoU (never chosen by loss, see
-notes; only its weights and step 0's are kept), and the attention iterations at inference are then
-chosen on the same scenes. The card reports FG-ARI, ARI, mIoU and MSE on 1,000 held-out test scenes
-(seed EVAL_SEED), the k-means baseline on the same scenes, and per-snapshot metrics with the property
-probe (for the downstream-vs-segmentation plot).
+notes; only its weights and step 0's are kept), and the attention iterations and the duplicate-slot merging
+threshold at inference are then chosen on the same scenes. The card reports FG-ARI, ARI, mIoU and MSE on 1,000
+held-out test scenes (seed EVAL_SEED), the same without merging and with the posterior readout, the k-means baseline
+on the same scenes, and per-snapshot metrics with the property probe (for the downstream-vs-segmentation plot).
 """
 
 from __future__ import annotations
