@@ -118,8 +118,8 @@ _where = "on " + ", then ".join({"cpu": "a CPU", "cuda": "a GPU"}.get(d, d)
                                 for i, d in enumerate(_devs) if i == 0 or d != _devs[i - 1])
 # the measured failure of the shipped kind of model: before the mask-sharpening phase the slots shared the plain
 # background softly; after it one slot holds the background but spare slots keep small patches; with duplicate slots
-# merged those patches mostly go, and what is left is object pixels sent to another slot (about 8 % on validation
-# scenes for slots-sprites)
+# merged those patches mostly go, and what is left is object pixels sent to another slot (7 % on validation scenes
+# for slots-sprites, 84 % of them on object edges)
 if card.get("merge_tau"):
     _failure = ("with duplicate slots merged gives each object and the background one slot, but its alpha masks are "
                 "blurred at object edges, where some object pixels go to another slot (the posterior readout in the "
@@ -252,7 +252,8 @@ with t_metrics:
     if "fg_ari_posterior" in cm:
         st.caption("The posterior-readout row reads the same model differently (see the detail view): each pixel "
                    "goes to the slot with the highest alpha mask × likelihood of its colour under that slot's RGB. "
-                   "The first row, the alpha masks' argmax, is the paper's readout and the one the targets refer to.")
+                   "The Slot Attention rows above it use the alpha masks, the paper's readout; the targets refer to "
+                   "the first row.")
     tg = card.get("targets", {})
     if tg:
         st.caption("Targets: " + ", ".join(f"{k} ≥ {v}" for k, v in tg.items())
