@@ -41,21 +41,19 @@ def merge_duplicate_slots(masks: np.ndarray, tau: float) -> tuple[np.ndarray, np
     share it at about 1/2 or 1/3 each, and the argmax between them is speckle). Distinct objects have nearly disjoint
     masks (similarity near 0), so they are not merged. masks (N,K,H,W) summing to 1 over K -> (merged masks, the slot
     each slot went into (N,K))."""
+    from scipy.sparse.csgraph import connected_components
+
     m = np.asarray(masks, np.float32)
     n, k = m.shape[:2]
     flat = m.reshape(n, k, -1).astype(np.float64)
     unit = flat / np.maximum(np.linalg.norm(flat, axis=2, keepdims=True), 1e-12)
     sim = unit @ unit.transpose(0, 2, 1)  # (N,K,K)
-    into = np.tile(np.arange(k), (n, 1))
-    for i in range(n):
-        for a in range(k):
-            for b in range(a + 1, k):
-                if sim[i, a, b] > tau:
-                    ra, rb = into[i, a], into[i, b]
-                    if ra != rb:  # join b's group to a's: every member points at the smaller root
-                        into[i][into[i] == max(ra, rb)] = min(ra, rb)
+    into = np.empty((n, k), np.int64)
     out = np.zeros_like(m)
     for i in range(n):
+        _, group = connected_components(sim[i] > tau, directed=False)
+        first = {g: j for j, g in reversed(list(enumerate(group)))}  # each group's lowest-numbered slot
+        into[i] = [first[g] for g in group]
         np.add.at(out[i], into[i], m[i])
     return out, into
 

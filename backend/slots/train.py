@@ -172,7 +172,8 @@ def phase_lr(step: int, steps: int, tc: dict, grow: dict | None = None, scale: d
 
 
 def evaluate(model, images, labels, seed: int = 0) -> dict:
-    """FG-ARI, ARI, mIoU, MSE (on [0,1] pixels) of a SlotModel on given scenes, plus per-image arrays."""
+    """FG-ARI, ARI, mIoU, MSE (on [0,1] pixels) of a SlotModel on given scenes, plus per-image arrays and the
+    segmentation itself (`_seg`)."""
     from backend.slots.metrics import ari_per_image, miou_per_image
 
     out = model.segment(images, seed=seed)
@@ -181,7 +182,7 @@ def evaluate(model, images, labels, seed: int = 0) -> dict:
     mi = miou_per_image(labels, out.masks)
     mse = ((out.recon.astype(np.float32) - images.astype(np.float32)) / 255.0) ** 2
     return {"fg_ari": float(fg.mean()), "ari": float(full.mean()), "miou": float(mi.mean()),
-            "mse": float(mse.mean()), "_per_image": {"fg_ari": fg, "miou": mi}}
+            "mse": float(mse.mean()), "_per_image": {"fg_ari": fg, "miou": mi}, "_seg": out}
 
 
 def _train(name: str, steps=None, device=None, seed: int = 0, resume: bool = False, progress=None,
@@ -359,7 +360,7 @@ def _train(name: str, steps=None, device=None, seed: int = 0, resume: bool = Fal
     from backend.slots.metrics import ari_per_image, miou_per_image
 
     # the second readout of the same model (page: "posterior given the image"): each pixel's posterior over slots
-    post = posterior_masks(test_imgs, model.segment(test_imgs, seed=0))
+    post = posterior_masks(test_imgs, m["_seg"])
     post_fg, post_miou = ari_per_image(test_labels, post, True).mean(), miou_per_image(test_labels, post).mean()
     km = _kmeans_cached(test_imgs, cfg["num_slots"], KMEANS_POS_WEIGHT[variant])
     km_fg, km_full, km_miou = (ari_per_image(test_labels, km, True), ari_per_image(test_labels, km, False),
