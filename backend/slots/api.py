@@ -12,6 +12,7 @@ from backend.core.cache import LockedModel
 CHECKPOINTS = {"sprites": "slots-sprites", "textured": "slots-textured"}
 MAX_SLOTS = 10
 MAX_ITERS = 10
+MAX_PASSES = 16
 
 
 @dataclass
@@ -118,16 +119,19 @@ class SlotModel(LockedModel):
         return int(self._iters or self.net.config["iters"])
 
     def segment(self, images, num_slots: int | None = None, iters: int | None = None, seed: int = 0,
-                batch_size: int = 128, merge: float | bool | None = None) -> Segmentation:
+                batch_size: int = 128, merge: float | bool | None = None, passes: int = 1) -> Segmentation:
         """Segment uint8 RGB images of any size; outputs come back at the input H×W.
 
         `num_slots` and `iters` may differ from training (Slot Attention allows both at test time).
         The slot initialisation noise is drawn from `seed`, so the same call gives the same answer.
         `merge`: duplicate slots are merged (`merge_duplicate_slots`) at this mask-similarity threshold; None uses
         the model's (the checkpoint's `merge_tau`, chosen on validation scenes), False turns merging off.
+        `passes`: test-time averaging. Pass j segments the image (mirrored left-right when j is odd) with the slot
+        initialisation of seed `seed + j // 2`; each pass's slots are matched to the first pass's by their masks
+        (Hungarian, cosine similarity) and the alpha masks, slot colours and attention are averaged, then merged
+        again. The masks stay the decoder's alpha masks, averaged; `slots` are the first pass's. Costs `passes`
+        times one pass.
         """
-        import torch
-
         a = np.asarray(images)
         if a.ndim == 3:
             a = a[None]
@@ -139,12 +143,40 @@ class SlotModel(LockedModel):
             raise ValueError(f"The number of slots must be between 1 and {MAX_SLOTS}; got {k}.")
         if not 1 <= it <= MAX_ITERS:
             raise ValueError(f"The number of iterations must be between 1 and {MAX_ITERS}; got {it}.")
+        if isinstance(passes, bool) or not isinstance(passes, (int, np.integer)) or not 1 <= passes <= MAX_PASSES:
+            raise ValueError(f"The number of passes must be a whole number from 1 to {MAX_PASSES}; got {passes!r}.")
         tau = self.merge if merge is None or merge is True else (None if merge is False else float(merge))
         if tau is not None and not 0.0 < tau <= 1.0:
             raise ValueError(f"The merge threshold must be in (0, 1]; got {tau}.")
         h, w = a.shape[1:3]
         r = self.resolution
         x = to_model_input(a, r)
+        runs = [self._pass(x, k, it, int(seed) + j // 2, j % 2 == 1, tau, batch_size) for j in range(int(passes))]
+        masks, rgbs, attn, recon, slots, into = runs[0]
+        if len(runs) > 1:
+            masks, rgbs, attn, recon = _average_passes(runs)
+            if tau is not None:
+                masks, rgbs, attn, into = _apply_merge(masks, rgbs, attn, tau)
+        if (h, w) != (r, r):
+            masks = _resize_stack(masks, h, w, nearest=False)
+            masks = np.clip(masks, 0, None)
+            masks /= np.maximum(masks.sum(1, keepdims=True), 1e-8)
+            attn = _resize_stack(attn, h, w, nearest=False)
+            recon = _resize_stack(recon[:, None], h, w, nearest=False)[:, 0]
+            rgbs = _resize_stack(rgbs, h, w, nearest=False)
+        to8 = lambda t: np.clip(np.rint((t + 1) * 127.5), 0, 255).astype(np.uint8)  # noqa: E731
+        slot_recons = to8(rgbs * masks[..., None] + (masks[..., None] - 1))  # masked, black elsewhere
+        return Segmentation(masks=masks.astype(np.float32), recon=to8(recon), slot_recons=slot_recons,
+                            slots=slots, attn=attn.astype(np.float32), slot_rgbs=to8(rgbs), merged_into=into)
+
+    def _pass(self, x: np.ndarray, k: int, it: int, seed: int, mirror: bool, tau: float | None, batch_size: int):
+        """One forward pass over uint8 (N,R,R,3) model inputs -> masks (N,K,R,R), rgbs (N,K,R,R,3) and recon
+        (N,R,R,3) in [-1,1], attn (N,K,R,R), slots (N,K,D), merged_into (N,K) or None; merged at `tau` and, for a
+        mirrored pass, mirrored back."""
+        import torch
+
+        if mirror:
+            x = np.ascontiguousarray(x[:, :, ::-1])
         outs = {"masks": [], "recon": [], "rgbs": [], "slots": [], "attn": []}
         with self.lock, torch.inference_mode():
             gen = torch.Generator(device="cpu").manual_seed(int(seed))
@@ -159,29 +191,66 @@ class SlotModel(LockedModel):
         rgbs = np.concatenate(outs["rgbs"]).transpose(0, 1, 3, 4, 2)
         attn = np.concatenate(outs["attn"]).astype(np.float32)
         slots = np.concatenate(outs["slots"]).astype(np.float32)
+        if mirror:
+            masks, attn = masks[..., ::-1], attn[..., ::-1]
+            rgbs, recon = rgbs[:, :, :, ::-1], recon[:, :, ::-1]
         into = None
-        if tau is not None:  # at the model's resolution; a merged slot draws its members' mask-weighted colour
-            merged, into = merge_duplicate_slots(masks, tau)
-            for i in np.flatnonzero((into != np.arange(k)).any(1)):
-                wsum = np.zeros_like(rgbs[i])
-                np.add.at(wsum, into[i], rgbs[i] * masks[i][..., None])
-                keep = merged[i] > 1e-6
-                rgbs[i][keep] = wsum[keep] / merged[i][keep][:, None]
-                att = np.zeros_like(attn[i])
-                np.add.at(att, into[i], attn[i])
-                attn[i] = att
-            masks = merged
-        if (h, w) != (r, r):
-            masks = _resize_stack(masks, h, w, nearest=False)
-            masks = np.clip(masks, 0, None)
-            masks /= np.maximum(masks.sum(1, keepdims=True), 1e-8)
-            attn = _resize_stack(attn, h, w, nearest=False)
-            recon = _resize_stack(recon[:, None], h, w, nearest=False)[:, 0]
-            rgbs = _resize_stack(rgbs, h, w, nearest=False)
-        to8 = lambda t: np.clip(np.rint((t + 1) * 127.5), 0, 255).astype(np.uint8)  # noqa: E731
-        slot_recons = to8(rgbs * masks[..., None] + (masks[..., None] - 1))  # masked, black elsewhere
-        return Segmentation(masks=masks.astype(np.float32), recon=to8(recon), slot_recons=slot_recons,
-                            slots=slots, attn=attn.astype(np.float32), slot_rgbs=to8(rgbs), merged_into=into)
+        if tau is not None:
+            masks, rgbs, attn, into = _apply_merge(masks, rgbs, attn, tau)
+        return (np.ascontiguousarray(masks), np.ascontiguousarray(rgbs), np.ascontiguousarray(attn),
+                np.ascontiguousarray(recon), slots, into)
+
+
+def _apply_merge(masks, rgbs, attn, tau: float):
+    """`merge_duplicate_slots` at the model's resolution; a merged slot draws its members' mask-weighted colour and
+    sums their attention."""
+    k = masks.shape[1]
+    rgbs, attn = rgbs.copy(), attn.copy()
+    merged, into = merge_duplicate_slots(masks, tau)
+    for i in np.flatnonzero((into != np.arange(k)).any(1)):
+        wsum = np.zeros_like(rgbs[i])
+        np.add.at(wsum, into[i], rgbs[i] * masks[i][..., None])
+        keep = merged[i] > 1e-6
+        rgbs[i][keep] = wsum[keep] / merged[i][keep][:, None]
+        att = np.zeros_like(attn[i])
+        np.add.at(att, into[i], attn[i])
+        attn[i] = att
+    return merged, rgbs, attn, into
+
+
+def match_slots(ref: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Per image, the permutation of `masks`' slots that best matches `ref`'s (Hungarian on the cosine similarity
+    of the masks): (N,K) indices with masks[i, perm[i, k]] matched to ref[i, k]. Both (N,K,H,W)."""
+    from scipy.optimize import linear_sum_assignment
+
+    n, k = ref.shape[:2]
+    a = ref.reshape(n, k, -1).astype(np.float64)
+    b = masks.reshape(n, k, -1).astype(np.float64)
+    a /= np.maximum(np.linalg.norm(a, axis=2, keepdims=True), 1e-12)
+    b /= np.maximum(np.linalg.norm(b, axis=2, keepdims=True), 1e-12)
+    sim = a @ b.transpose(0, 2, 1)
+    perm = np.empty((n, k), np.int64)
+    for i in range(n):
+        rows, cols = linear_sum_assignment(-sim[i])
+        perm[i, rows] = cols
+    return perm
+
+
+def _average_passes(runs: list):
+    """Average passes (from `SlotModel._pass`) slot by slot after matching each to the first: masks and attention
+    are means, a slot's colour is its mask-weighted mean (so the reconstruction is the passes' mean)."""
+    masks0, rgbs0, attn0, recon0 = runs[0][:4]
+    m_sum, mr_sum, a_sum, rec_sum = masks0.copy(), masks0[..., None] * rgbs0, attn0.copy(), recon0.copy()
+    for masks, rgbs, attn, recon, _, _ in runs[1:]:
+        perm = match_slots(masks0, masks)
+        pm = np.take_along_axis(masks, perm[:, :, None, None], 1)
+        m_sum += pm
+        mr_sum += pm[..., None] * np.take_along_axis(rgbs, perm[:, :, None, None, None], 1)
+        a_sum += np.take_along_axis(attn, perm[:, :, None, None], 1)
+        rec_sum += recon
+    n = len(runs)
+    rgbs = np.where(m_sum[..., None] > 1e-6, mr_sum / np.maximum(m_sum[..., None], 1e-6), rgbs0)
+    return m_sum / n, rgbs.astype(np.float32), a_sum / n, rec_sum / n
 
 
 def posterior_masks(images, seg: Segmentation, min_var: float = 1e-4) -> np.ndarray:
@@ -250,7 +319,7 @@ class SceneReport:
 
 def segment_scenes(variant: str = "sprites", n: int = 16, seed: int = 0, num_slots: int | None = None,
                    iters: int | None = None, model_variant: str | None = None,
-                   merge: float | bool | None = None) -> SceneReport:
+                   merge: float | bool | None = None, passes: int = 1) -> SceneReport:
     """Generate `n` scenes, segment them with the shipped model and score each one."""
     from backend.slots.data import make_scenes
     from backend.slots.metrics import ari_per_image, miou_per_image
@@ -260,15 +329,15 @@ def segment_scenes(variant: str = "sprites", n: int = 16, seed: int = 0, num_slo
         raise ValueError(f"Ask for 1 to 256 scenes; got {n}.")
     model = load_model(model_variant or variant)
     imgs, labels, objs = make_scenes(n, seed=int(seed), variant=variant, res=model.resolution)
-    seg = model.segment(imgs, num_slots=num_slots, iters=iters, seed=0, merge=merge)
+    seg = model.segment(imgs, num_slots=num_slots, iters=iters, seed=0, merge=merge, passes=passes)
     return SceneReport(imgs, labels, objs, seg, ari_per_image(labels, seg.masks, True), miou_per_image(labels, seg.masks))
 
 
 def dataset_metrics(variant: str = "sprites", n: int = 100, seed: int = 10_000, progress=None) -> dict:
-    """Per-image FG-ARI, mIoU, MSE of the model (alpha masks), of its posterior readout (`posterior_masks`) and
-    of the k-means baseline on the same `n` scenes."""
+    """Per-image FG-ARI, mIoU, MSE of the model (alpha masks), of its posterior readout (`posterior_masks`), of the
+    k-means baseline and of the coverage ceiling (`scene_coverage` used as masks) on the same `n` scenes."""
     from backend.core import as_progress
-    from backend.slots.data import make_scenes
+    from backend.slots.data import make_scenes, scene_coverage
     from backend.slots.metrics import KMEANS_POS_WEIGHT, ari_per_image, kmeans_segment, miou_per_image
 
     p = as_progress(progress)
@@ -283,10 +352,12 @@ def dataset_metrics(variant: str = "sprites", n: int = 100, seed: int = 10_000, 
     p.update(n + 1, n + 1, "done")
     mse = (((seg.recon.astype(np.float32) - imgs.astype(np.float32)) / 255.0) ** 2).mean(axis=(1, 2, 3))
     post = posterior_masks(imgs, seg)
+    cov = scene_coverage(int(n), seed=int(seed), variant=variant, res=model.resolution)
     return {
         "model": {"fg_ari": ari_per_image(labels, seg.masks, True), "miou": miou_per_image(labels, seg.masks),
                   "mse": mse},
         "posterior": {"fg_ari": ari_per_image(labels, post, True), "miou": miou_per_image(labels, post)},
         "kmeans": {"fg_ari": ari_per_image(labels, km, True), "miou": miou_per_image(labels, km)},
+        "ceiling": {"fg_ari": ari_per_image(labels, cov, True), "miou": miou_per_image(labels, cov)},
         "n": int(n), "seed": int(seed),
     }

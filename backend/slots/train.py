@@ -7,8 +7,9 @@ Every `eval_every` steps the model is scored on 256 validation scenes (seed VAL_
 shipped weights are the snapshot with the best validation FG-ARI + mIoU (never chosen by loss, see
 notes; only its weights and step 0's are kept), and the attention iterations and the duplicate-slot merging
 threshold at inference are then chosen on the same scenes. The card reports FG-ARI, ARI, mIoU and MSE on 1,000
-held-out test scenes (seed EVAL_SEED), the same without merging and with the posterior readout, the k-means baseline
-on the same scenes, and per-snapshot metrics with the property probe (for the downstream-vs-segmentation plot).
+held-out test scenes (seed EVAL_SEED), the same without merging, with the posterior readout and with test-time
+averaging over AVG_PASSES passes, the k-means baseline and the coverage ceiling (`scene_coverage` as masks) on the
+same scenes, and per-snapshot metrics with the property probe (for the downstream-vs-segmentation plot).
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ from backend.core import (
     save_train_state,
     set_seed,
 )
-from backend.slots.data import EVAL_SEED, TRAIN_SEED_BASE, make_scenes
+from backend.slots.data import EVAL_SEED, TRAIN_SEED_BASE, make_scenes, scene_coverage
 from backend.slots.metrics import KMEANS_POS_WEIGHT
 
 VAL_SEED = 20_000
 # candidate duplicate-slot merging thresholds at inference (None: no merging), one chosen on validation scenes
 MERGE_TAUS = (None, 0.95, 0.9, 0.8, 0.7)
+# test-time averaging the card also reports (`segment(passes=...)`: 4 slot initialisations x the mirror image)
+AVG_PASSES = 8
 N_VAL = 256
 N_TEST = 1000
 
@@ -54,7 +57,25 @@ RUNS = {
                                 "train": {"batch_size": 128, "eval_every": 2500, "save_every": 1000}},
                       "sharpen": {"at": 39000, "lr": 5e-5, "warmup": 200,
                                   "train": {"batch_size": 32, "mask_entropy": 0.005, "eval_every": 500,
-                                            "save_every": 100}}},
+                                            "save_every": 100}},
+                      "why": " Seventh sitting (CPU, no training): where is the FG-ARI target? The card now gives a "
+                             "ceiling: the true anti-aliased coverage of each pixel (`scene_coverage`, the share of "
+                             "its 4x4 drawing samples each object covers) used as masks scores FG-ARI 0.919 on the "
+                             "test scenes, since a label takes one sample per pixel and the image cannot tell where "
+                             "that sample fell on an edge pixel. The target 0.90 is 98 % of it, and the tuned k-means "
+                             "(0.894) is close to it on these flat, well-separated colours. On the validation scenes "
+                             "giving every edge-adjacent object pixel its object's slot would lift the model's FG-ARI "
+                             "from 0.874 to 0.976, fixing the interior pixels only to 0.884: the alpha masks follow "
+                             "the coverage at edges but noisily (of object pixels 50-75 % covered, 30 % get a mask "
+                             "below 0.5). Probes that did not close it: 6 or 7 slots at inference (validation FG-ARI "
+                             "0.859, 0.841 merged, vs 0.872), shifting the masks by a quarter pixel (+0.007 at best: "
+                             "no systematic offset). What helped is averaging: the alpha masks of several passes (slot "
+                             "initialisations, each on the image and its mirror; slots matched by Hungarian matching "
+                             "of their masks; duplicates merged in each pass and after) give validation FG-ARI 0.886 / "
+                             "0.890 / 0.894 and mIoU 0.838 / 0.852 / 0.858 at 2 / 4 / 8 passes (one pass: 0.872 / "
+                             "0.818). `segment(passes=...)` offers it; the card's `*_passes8` metrics are the test "
+                             "scores at 8 passes. The default stays one pass (8 passes cost 8x, beyond the latency "
+                             "targets) and the headline and targets use it."},
     # textured scenes start from the flat-sprites model (a curriculum: flat objects first, then textures)
     # (fifth sitting: the same scale-up as the sprites run, batch 128 and a 50k-scene pool)
     # (sixth sitting: the same mask sharpening as the sprites run, resumed from step 4000 on CPU)
@@ -171,12 +192,12 @@ def phase_lr(step: int, steps: int, tc: dict, grow: dict | None = None, scale: d
     return lr_at(step - ph["at"], end - ph["at"], {**tc, "lr": ph["lr"], "warmup": ph["warmup"]})
 
 
-def evaluate(model, images, labels, seed: int = 0) -> dict:
+def evaluate(model, images, labels, seed: int = 0, passes: int = 1) -> dict:
     """FG-ARI, ARI, mIoU, MSE (on [0,1] pixels) of a SlotModel on given scenes, plus per-image arrays and the
     segmentation itself (`_seg`)."""
     from backend.slots.metrics import ari_per_image, miou_per_image
 
-    out = model.segment(images, seed=seed)
+    out = model.segment(images, seed=seed, passes=passes)
     fg = ari_per_image(labels, out.masks, True)
     full = ari_per_image(labels, out.masks, False)
     mi = miou_per_image(labels, out.masks)
@@ -362,6 +383,13 @@ def _train(name: str, steps=None, device=None, seed: int = 0, resume: bool = Fal
     # the second readout of the same model (page: "posterior given the image"): each pixel's posterior over slots
     post = posterior_masks(test_imgs, m["_seg"])
     post_fg, post_miou = ari_per_image(test_labels, post, True).mean(), miou_per_image(test_labels, post).mean()
+    # test-time averaging over AVG_PASSES passes (slot initialisations and the mirror image), not the default
+    m_avg = evaluate(SlotModel(net, dev, iters=test_iters, merge=merge_tau), test_imgs, test_labels, 0,
+                     passes=AVG_PASSES)
+    # the ceiling: the true anti-aliased coverage used as masks, the best a per-pixel mask can know from the image
+    cov = scene_coverage(n_test, seed=EVAL_SEED, variant=variant, res=r)
+    ceiling = {"fg_ari": float(ari_per_image(test_labels, cov, True).mean()),
+               "miou": float(miou_per_image(test_labels, cov).mean())}
     km = _kmeans_cached(test_imgs, cfg["num_slots"], KMEANS_POS_WEIGHT[variant])
     km_fg, km_full, km_miou = (ari_per_image(test_labels, km, True), ari_per_image(test_labels, km, False),
                                miou_per_image(test_labels, km))
@@ -375,7 +403,9 @@ def _train(name: str, steps=None, device=None, seed: int = 0, resume: bool = Fal
                "frac_fg_ari_above_0.9": float((m["_per_image"]["fg_ari"] >= 0.9).mean()),
                "fg_ari_at_train_iters": m_train_iters["fg_ari"], "miou_at_train_iters": m_train_iters["miou"],
                "fg_ari_no_merge": m_no_merge["fg_ari"], "miou_no_merge": m_no_merge["miou"],
-               "fg_ari_posterior": float(post_fg), "miou_posterior": float(post_miou)}
+               "fg_ari_posterior": float(post_fg), "miou_posterior": float(post_miou),
+               f"fg_ari_passes{AVG_PASSES}": m_avg["fg_ari"], f"miou_passes{AVG_PASSES}": m_avg["miou"],
+               f"mse_passes{AVG_PASSES}": m_avg["mse"]}
     baselines = {"kmeans_fg_ari": float(km_fg.mean()), "kmeans_ari": float(km_full.mean()),
                  "kmeans_miou": float(km_miou.mean())}
     card = {
@@ -402,6 +432,11 @@ def _train(name: str, steps=None, device=None, seed: int = 0, resume: bool = Fal
         "baselines": {k: round(v, 5) for k, v in baselines.items()},
         "baseline_desc": (f"per-image k-means on (R,G,B, w*x, w*y) with w = {KMEANS_POS_WEIGHT[variant]} (tuned on "
                           f"validation scenes), K = {cfg['num_slots']}"),
+        "ceiling": {k: round(v, 5) for k, v in ceiling.items()},
+        "ceiling_desc": ("the true anti-aliased coverage of each pixel by the background and each object used as "
+                         "masks (`scene_coverage`): labels take one drawing sample per pixel, so on edge pixels the "
+                         "image cannot tell the label; this is the best a per-pixel mask can score from the image"),
+        "passes": AVG_PASSES,
         "headline": {"metric": "fg_ari", "label": f"FG-ARI, {n_test} held-out {variant} scenes",
                      "value": round(m["fg_ari"], 4), "baseline": round(float(km_fg.mean()), 4),
                      "baseline_label": "k-means (colour + position)"},

@@ -136,3 +136,26 @@ def test_merge_toggle_defaults_on_and_switches_the_slot_columns():
     plain = miou(labels[i : i + 1], load_model("sprites").segment(imgs, merge=False).masks[i : i + 1])
     assert any(f"mIoU {plain:.3f}" in m.value for m in at.markdown)
     assert at.query_params["merge"] in ("0", ["0"], "false", ["false"])
+
+
+def test_test_time_passes_from_the_url_change_the_scores_and_the_metrics_rows():
+    """`passes` comes from the URL, the gallery and detail scores are those of `segment(passes=...)`, a value not
+    offered falls back to 1, and the metrics tab shows the card's averaged row and the coverage ceiling."""
+    from backend.core import read_card
+    from backend.slots import load_model, make_scenes
+    from backend.slots.metrics import ari_per_image
+
+    card = read_card("slots-sprites")
+    at = run_page(PAGE, query={"n": "4", "seed": "5", "passes": "4"})
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.select_slider(key="slots.passes").value == 4
+    imgs, labels, _ = make_scenes(4, seed=5, variant="sprites")
+    four = ari_per_image(labels, load_model("sprites").segment(imgs, passes=4).masks)
+    assert any(f"FG-ARI {four[0]:.3f}" in m.value for m in at.markdown)  # scene 0 in the detail view
+    assert at.metric[0].value == f"{four.mean():.3f}"
+    methods = list(at.dataframe[0].value["method"])
+    assert f"Slot Attention, averaged over {card['passes']} test-time passes" in methods
+    assert "Ceiling: the true pixel coverage as masks" in methods
+    assert any("cannot tell the label" in c.value for c in at.caption)
+    bad = run_page(PAGE, query={"n": "4", "passes": "3"})
+    assert not bad.exception and bad.select_slider(key="slots.passes").value == 1
