@@ -141,7 +141,10 @@ else:
 if _missed:
     st.warning(
         f"This `slots-{variant}` checkpoint misses its targets: held-out {' and '.join(_missed)}; k-means scores "
-        f"FG-ARI {card['baselines']['kmeans_fg_ari']:.3f}. It was trained for {card['steps']} steps {_where} (the "
+        f"FG-ARI {card['baselines']['kmeans_fg_ari']:.3f}"
+        + (f", and no per-pixel mask can score much above {card['ceiling']['fg_ari']:.3f} on these scenes (the "
+           "ceiling row in *Dataset metrics*)" if card.get("ceiling") else "")
+        + f". It was trained for {card['steps']} steps {_where} (the "
         f"paper trains 500k steps): it finds most objects and {_failure}, and it sometimes merges touching objects; "
         f"sort the gallery by FG-ARI to see where. Train on with `python -m backend.train slots-{variant} --steps N --resume` "
         "(on a GPU: `--device cuda`).",
