@@ -37,11 +37,16 @@ class Segmentation:
 
 def merge_duplicate_slots(masks: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
     """Merge slots that describe the same thing: per image, slots whose masks have cosine similarity above `tau`
-    (transitively) become one, whose mask is their sum, held by the lowest-numbered of them; the others' masks become
-    zero. Slot Attention sends spare slots to the same entity (on a plain background two or three identical slots
-    share it at about 1/2 or 1/3 each, and the argmax between them is speckle). Distinct objects have nearly disjoint
-    masks (similarity near 0), so they are not merged. masks (N,K,H,W) summing to 1 over K -> (merged masks, the slot
-    each slot went into (N,K))."""
+    (transitively) become one, held by the lowest-numbered of them; the others' masks become zero. Slot Attention
+    sends spare slots to the same entity (on a plain background two or three identical slots share it at about 1/2
+    or 1/3 each, and the argmax between them is speckle). Distinct objects have nearly disjoint masks (similarity
+    near 0), so they are not merged.
+
+    The merged slot's mask is its strongest member's at each pixel, and every pixel's masks are then renormalised to
+    sum to 1: each pixel keeps the slot that won it, renamed to its group (the argmax is `into[argmax]` of the
+    input). Summing the members instead would let a background split over duplicates outvote an object on its edge
+    pixels, which no single duplicate wins. masks (N,K,H,W) summing to 1 over K -> (merged masks, the slot each slot
+    went into (N,K))."""
     from scipy.sparse.csgraph import connected_components
 
     m = np.asarray(masks, np.float32)
@@ -49,13 +54,17 @@ def merge_duplicate_slots(masks: np.ndarray, tau: float) -> tuple[np.ndarray, np
     flat = m.reshape(n, k, -1).astype(np.float64)
     unit = flat / np.maximum(np.linalg.norm(flat, axis=2, keepdims=True), 1e-12)
     sim = unit @ unit.transpose(0, 2, 1)  # (N,K,K)
-    into = np.empty((n, k), np.int64)
-    out = np.zeros_like(m)
+    into = np.tile(np.arange(k), (n, 1))
+    out = m.copy()
     for i in range(n):
-        _, group = connected_components(sim[i] > tau, directed=False)
+        n_groups, group = connected_components(sim[i] > tau, directed=False)
+        if n_groups == k:
+            continue  # nothing to merge
         first = {g: j for j, g in reversed(list(enumerate(group)))}  # each group's lowest-numbered slot
         into[i] = [first[g] for g in group]
-        np.add.at(out[i], into[i], m[i])
+        out[i] = 0
+        np.maximum.at(out[i], into[i], m[i])
+        out[i] /= np.maximum(out[i].sum(0, keepdims=True), 1e-12)
     return out, into
 
 
@@ -208,10 +217,11 @@ def _apply_merge(masks, rgbs, attn, tau: float):
     rgbs, attn = rgbs.copy(), attn.copy()
     merged, into = merge_duplicate_slots(masks, tau)
     for i in np.flatnonzero((into != np.arange(k)).any(1)):
-        wsum = np.zeros_like(rgbs[i])
+        wsum, msum = np.zeros_like(rgbs[i]), np.zeros_like(masks[i])
         np.add.at(wsum, into[i], rgbs[i] * masks[i][..., None])
-        keep = merged[i] > 1e-6
-        rgbs[i][keep] = wsum[keep] / merged[i][keep][:, None]
+        np.add.at(msum, into[i], masks[i])
+        keep = msum > 1e-6
+        rgbs[i][keep] = wsum[keep] / msum[keep][:, None]
         att = np.zeros_like(attn[i])
         np.add.at(att, into[i], attn[i])
         attn[i] = att
