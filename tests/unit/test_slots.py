@@ -302,6 +302,18 @@ def test_merge_duplicate_slots_on_hand_made_masks():
     m = (m / m.sum(1, keepdims=True)).astype(np.float32)
     assert merge_duplicate_slots(m, 0.99)[1].tolist() == [[0, 0, 0]]
     assert merge_duplicate_slots(m, 1.0)[1].tolist() == [[0, 1, 2]]
+    # an edge pixel the object wins (0.4) against two background duplicates (0.3 each) stays the object's: the
+    # merged mask is the strongest member's, renormalised, not the duplicates' sum (0.6) that would outvote it
+    e = np.zeros((1, 3, 4, 4), np.float32)
+    e[0, 1:] = 0.5
+    e[0, 0, :2, :2] = 1
+    e[0, 1:, :2, :2] = 0
+    e[0, :, 3, 3] = [0.4, 0.3, 0.3]
+    merged, into = merge_duplicate_slots(e, 0.9)
+    assert into.tolist() == [[0, 1, 1]]
+    assert merged[0].argmax(0)[3, 3] == 0 and np.allclose(merged[0, :, 3, 3], [4 / 7, 3 / 7, 0])
+    assert np.allclose(merged.sum(1), 1) and np.allclose(merged[0, 2], 0)
+    assert np.array_equal(merged[0].argmax(0), into[0][e[0].argmax(0)])
 
 
 def test_segment_merge_option_keeps_the_reconstruction():
@@ -315,11 +327,9 @@ def test_segment_merge_option_keeps_the_reconstruction():
     gone = merged.merged_into != np.arange(m.num_slots)
     assert gone.any() and np.allclose(merged.masks[gone], 0)
     assert np.all(merged.slot_recons[gone] == 0)  # a merged-away slot draws nothing
-    # merged slots' masks are the sums of their members'
-    i, j = np.argwhere(gone)[0]
-    root = merged.merged_into[i, j]
-    members = merged.merged_into[i] == root
-    assert np.allclose(merged.masks[i, root], plain.masks[i][members].sum(0), atol=1e-5)
+    # each pixel keeps the slot that won it, renamed to its group's: the argmax is the plain one relabelled
+    relabelled = np.take_along_axis(merged.merged_into[:, :, None, None], plain.labels[:, None], 1)[:, 0]
+    assert np.array_equal(merged.labels, relabelled)
     big = m.segment(np.repeat(np.repeat(imgs[:2], 2, 1), 2, 2), merge=0.7)
     assert big.masks.shape == (2, m.num_slots, 64, 64) and np.allclose(big.masks.sum(1), 1, atol=1e-4)
     with pytest.raises(ValueError, match="merge threshold"):
@@ -522,8 +532,12 @@ def test_trainer_picks_inference_iterations_on_validation(tmp_path, monkeypatch)
     card = _train("slots-sprites", steps=2, config=TINY, **TINY_RUN)
     rows, it = card["test_iters_validation"], card["test_iters"]
     assert set(rows) == {"3", "4", "5"}
-    assert rows[str(it)]["val_fg_ari"] + rows[str(it)]["val_miou"] == max(r["val_fg_ari"] + r["val_miou"]
-                                                                           for r in rows.values())
+    # iterations and merging are chosen together: the chosen pair has the best FG-ARI + mIoU of the whole grid
+    grid = card["inference_validation"]
+    assert len(grid) == 3 * 5
+    chosen = grid[f"{it} iterations, merge {card['merge_tau']}"]
+    assert chosen["val_fg_ari"] + chosen["val_miou"] == max(r["val_fg_ari"] + r["val_miou"] for r in grid.values())
+    assert rows[str(it)] == grid[f"{it} iterations, merge None"]
     assert {"fg_ari_at_train_iters", "miou_at_train_iters"} <= set(card["metrics"])
     payload = torch.load(tmp_path / "ckpt" / "slots-sprites.pt", weights_only=False)
     assert payload["test_iters"] == it and build_model(payload, "cpu").iters == it
@@ -533,8 +547,7 @@ def test_trainer_picks_inference_iterations_on_validation(tmp_path, monkeypatch)
     tau = card["merge_tau"]
     rows = card["merge_validation"]
     assert tau in MERGE_TAUS and set(rows) == {str(t) for t in MERGE_TAUS}
-    assert rows[str(tau)]["val_fg_ari"] + rows[str(tau)]["val_miou"] == max(r["val_fg_ari"] + r["val_miou"]
-                                                                             for r in rows.values())
+    assert rows[str(tau)] == chosen
     assert payload["merge_tau"] == tau and build_model(payload, "cpu").merge == tau
     assert {"fg_ari_no_merge", "miou_no_merge"} <= set(card["metrics"])
     assert card["stage_devices"] == ["cpu"] and card["device"] == "cpu"
@@ -608,6 +621,55 @@ def test_sharpening_phase_adds_mask_entropy_with_its_batch(tmp_path, monkeypatch
     assert calls == [3, 3]
     assert [s["step"] for s in card["snapshots"]] == [0, 2, 4, 5, 6]
     assert card["config"]["sharpen"] == sharpen and card["config"]["mask_entropy"] == 0.0
+
+
+def test_distill_loss_matches_slots_before_comparing():
+    """The self-distillation loss is zero for the teacher's masks in another slot order (the student's order follows
+    its own initialisation), positive for other masks, and its gradient reaches the student's masks."""
+    import torch
+
+    from backend.slots.train import distill_loss
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 5, 6, 6, generator=g, requires_grad=True)
+    masks = logits.softmax(1)
+    shuffled = masks.detach()[:, [3, 1, 4, 0, 2]]
+    assert float(distill_loss(masks, shuffled).detach()) == pytest.approx(0.0, abs=1e-6)
+    other = torch.randn(3, 5, 6, 6, generator=g).softmax(1)
+    loss = distill_loss(masks, other)
+    assert float(loss.detach()) > 0.01
+    loss.backward()
+    assert logits.grad is not None and logits.grad.abs().sum() > 0
+
+
+def test_distill_phase_trains_against_the_best_snapshots_averaged_masks(tmp_path, monkeypatch):
+    """From `distill.at` the teacher (the best snapshot so far, kept fixed and saved in the training state) segments
+    the phase's pool with test-time averaging once, and each step adds the distillation loss on the batch's masks."""
+    import torch
+
+    import backend.core.registry as reg
+
+    monkeypatch.setattr(reg, "RUNS_DIR", tmp_path / "runs")
+    import backend.slots.train as tr
+    from backend.core import load_train_state
+
+    teachers, calls = [], []
+    real_teacher, real_loss = tr._teacher_masks, tr.distill_loss
+    monkeypatch.setattr(tr, "_teacher_masks", lambda *a: teachers.append(real_teacher(*a)) or teachers[-1])
+    monkeypatch.setattr(tr, "distill_loss", lambda m, t: calls.append((m.shape, t.shape)) or real_loss(m, t))
+    distill = {"at": 4, "lr": 1e-3, "warmup": 1, "pool": 6, "teacher_passes": 2, "teacher_iters": 2,
+               "train": {"batch_size": 3, "distill": 0.05, "eval_every": 1}}
+    card = tr._train("slots-sprites", steps=6, config=TINY, write=False, **TINY_RUN, distill=distill)
+    assert len(teachers) == 1 and teachers[0].shape == (6, 3, 16, 16)
+    assert torch.allclose(teachers[0].float().sum(1), torch.ones(6, 16, 16), atol=1e-2)
+    assert calls == [((3, 3, 16, 16), (3, 3, 16, 16))] * 2
+    assert card["config"]["distill"] == distill
+    state = load_train_state("slots-sprites")
+    assert set(state["teacher_state"]) == set(state["model"])
+    # a resumed run rebuilds the same teacher from the saved weights, whichever snapshot is best by then
+    tr._train("slots-sprites", steps=8, config=TINY, write=False, resume=True, **TINY_RUN, distill=distill)
+    assert len(teachers) == 2 and torch.equal(teachers[0], teachers[1])
+    assert len(calls) == 4
 
 
 def test_only_step_zero_and_the_best_snapshot_keep_weights():
