@@ -670,6 +670,15 @@ def test_distill_phase_trains_against_the_best_snapshots_averaged_masks(tmp_path
     tr._train("slots-sprites", steps=8, config=TINY, write=False, resume=True, **TINY_RUN, distill=distill)
     assert len(teachers) == 2 and torch.equal(teachers[0], teachers[1])
     assert len(calls) == 4
+    # a refresh starts a new round at its step: the teacher is rebuilt once, from the best snapshot at that step
+    seen = []
+    monkeypatch.setattr(tr, "_teacher_masks", lambda state, *a: seen.append(state) or real_teacher(state, *a))
+    before = load_train_state("slots-sprites")
+    best_sd = next(s["state"] for s in before["snapshots"] if s["step"] == before["best"]["step"] and "state" in s)
+    again = {**distill, "refresh_at": [8]}
+    tr._train("slots-sprites", steps=10, config=TINY, write=False, resume=True, **TINY_RUN, distill=again)
+    assert len(seen) == 1 and all(torch.equal(seen[0][k], best_sd[k]) for k in best_sd)
+    assert len(calls) == 6
 
 
 def test_only_step_zero_and_the_best_snapshot_keep_weights():
