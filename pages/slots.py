@@ -180,12 +180,14 @@ with t_gal:
     cols = st.columns(4)
     for j, i in enumerate(order):
         with cols[j % 4]:
-            st.image(_tile(variant, n, seed, n_slots, iters, merge, passes, int(i)), output_format="PNG", width="stretch",
+            st.image(_tile(variant, n, seed, n_slots, iters, merge, passes, int(i)), output_format="PNG",
+                     width="stretch",
                      caption=f"scene {i} · FG-ARI {rep.fg_ari[i]:.2f} · mIoU {rep.miou[i]:.2f}")
     rows = [{"scene": int(i), "fg_ari": round(float(rep.fg_ari[i]), 4), "miou": round(float(rep.miou[i]), 4),
              "objects": [o["shape"] for o in rep.objects[i]]} for i in range(n)]
     st.download_button("Download per-scene scores (JSON)", json.dumps(
-        {"variant": variant, "seed": seed, "slots": n_slots, "iters": iters, "merge_duplicate_slots": merge, "passes": passes,
+        {"variant": variant, "seed": seed, "slots": n_slots, "iters": iters, "merge_duplicate_slots": merge,
+         "passes": passes,
          "scenes": rows}, indent=1),
         file_name=f"slots-{variant}-seed{seed}.json", mime="application/json")
 

@@ -174,7 +174,8 @@ def make_scenes(n: int, seed: int = 0, variant: str = "sprites", res: int = DEFA
     return imgs, labels, objects
 
 
-def scene_coverage(n: int, seed: int = 0, variant: str = "sprites", res: int = DEFAULT_RES, start: int = 0) -> np.ndarray:
+def scene_coverage(n: int, seed: int = 0, variant: str = "sprites", res: int = DEFAULT_RES,
+                   start: int = 0) -> np.ndarray:
     """The true anti-aliased coverage of the scenes `make_scenes(n, seed, variant, res, start)` draws: float32
     (N, MAX_OBJECTS + 1, res, res), the fraction of each pixel's SUPER x SUPER drawing samples that show the
     background (channel 0) or object i (channel i); sums to 1 over channels.

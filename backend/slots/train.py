@@ -97,7 +97,8 @@ RUNS = {
                              "duplicate wins. `merge_duplicate_slots` now gives the merged slot its strongest "
                              "member's mask and renormalises, so every pixel keeps the slot that won it, renamed: "
                              "0.901 / 0.831 there (and 0.883 / 0.811 for the 41500 model, whose summed merge gave "
-                             "0.872 / 0.818). The attention iterations and the threshold are now chosen together on the "
+                             "0.872 / 0.818). The attention iterations and the threshold are now chosen together "
+                             "on the "
                              "validation scenes (`inference_validation`; before, the iterations were chosen first "
                              "without merging, then the threshold). A second round (`refresh_at` 46000: the 46000 "
                              "model, whose 8-pass masks score held-out FG-ARI 0.905, became the teacher) ran 1500 "
@@ -209,8 +210,8 @@ def lr_at(step: int, steps: int, cfg: dict) -> float:
 def phase_lr(step: int, steps: int, tc: dict, grow: dict | None = None, scale: dict | None = None,
              sharpen: dict | None = None, distill: dict | None = None) -> float:
     """The learning rate at `step`: the base schedule spans the whole run; each later phase (the decoder growth
-    `grow`, the scale-up `scale`, the mask sharpening `sharpen`, the self-distillation `distill`) starts a new warm-up + cosine decay from its own
-    rate that ends where the next phase begins (or at `steps`)."""
+    `grow`, the scale-up `scale`, the mask sharpening `sharpen`, the self-distillation `distill`) starts a new
+    warm-up + cosine decay from its own rate that ends where the next phase begins (or at `steps`)."""
     phases = sorted((ph for ph in (grow, scale, sharpen, distill) if ph), key=lambda ph: ph["at"])
     started = [ph for ph in phases if step >= ph["at"]]
     if not started:
