@@ -174,6 +174,20 @@ def make_scenes(n: int, seed: int = 0, variant: str = "sprites", res: int = DEFA
     return imgs, labels, objects
 
 
+def coverage_masks(cov: np.ndarray, objects_first: bool = False) -> np.ndarray:
+    """Masks read from `scene_coverage` output (N, C, R, R). Plain: the coverage itself (its argmax is each pixel's
+    majority). `objects_first`: every pixel an object touches goes to the objects (the background's share there is
+    dropped, the objects' renormalised). FG-ARI scores only pixels labelled as objects, so this readout loses nothing
+    on it where the background holds the label, and it scores far higher on FG-ARI (0.985 vs 0.919 on the 32x32
+    sprites test scenes) while mIoU, which includes the background, drops (0.842 vs 0.951)."""
+    cov = np.asarray(cov, np.float32)
+    if not objects_first:
+        return cov
+    out = cov.copy()
+    out[:, 0][cov[:, 1:].sum(1) > 0] = 0
+    return out / out.sum(1, keepdims=True)
+
+
 def scene_coverage(n: int, seed: int = 0, variant: str = "sprites", res: int = DEFAULT_RES,
                    start: int = 0) -> np.ndarray:
     """The true anti-aliased coverage of the scenes `make_scenes(n, seed, variant, res, start)` draws: float32
@@ -181,9 +195,9 @@ def scene_coverage(n: int, seed: int = 0, variant: str = "sprites", res: int = D
     background (channel 0) or object i (channel i); sums to 1 over channels.
 
     The images are exactly these fractions' colour mixtures, while the label maps take one sample per pixel
-    (nearest neighbour), so an edge pixel's label is decided by where that sample falls. Used as masks, the
-    coverage is the best any per-pixel mask can know from the image alone: its FG-ARI is the ceiling for a model's
-    alpha masks on these scenes (about 0.92 on 32x32 sprites).
+    (nearest neighbour), so an edge pixel's label is decided by where that sample falls. Used as masks (see
+    `coverage_masks`), the coverage is a reference for a model's masks on these scenes; it does not bound FG-ARI,
+    which ignores background-labelled pixels.
     """
     if variant not in VARIANTS:
         raise ValueError(f"Unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}.")

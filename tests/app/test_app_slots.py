@@ -66,6 +66,7 @@ def test_default_view_gallery_detail_metrics_probe():
     assert not at.exception
     assert len(at.get("plotly_chart")) >= 4  # three histograms + the probe plot
     assert any("posterior readout" in c.value for c in at.caption)
+    assert any("by majority" in c.value and "objects first." in c.value for c in at.caption)  # coverage references
 
 
 def test_sliders_sort_scene_and_url_state():
@@ -140,7 +141,7 @@ def test_merge_toggle_defaults_on_and_switches_the_slot_columns():
 
 def test_test_time_passes_from_the_url_change_the_scores_and_the_metrics_rows():
     """`passes` comes from the URL, the gallery and detail scores are those of `segment(passes=...)`, a value not
-    offered falls back to 1, and the metrics tab shows the card's averaged row and the coverage ceiling."""
+    offered falls back to 1, and the metrics tab shows the card's averaged row and the coverage references."""
     from backend.core import read_card
     from backend.slots import load_model, make_scenes
     from backend.slots.metrics import ari_per_image
@@ -155,7 +156,7 @@ def test_test_time_passes_from_the_url_change_the_scores_and_the_metrics_rows():
     assert at.metric[0].value == f"{four.mean():.3f}"
     methods = list(at.dataframe[0].value["method"])
     assert f"Slot Attention, averaged over {card['passes']} test-time passes" in methods
-    assert "Ceiling: the true pixel coverage as masks" in methods
-    assert any("cannot tell the label" in c.value for c in at.caption)
+    assert {"Reference: true pixel coverage, majority", "Reference: true pixel coverage, objects first"} <= set(methods)
+    assert any("references, not bounds" in c.value for c in at.caption)
     bad = run_page(PAGE, query={"n": "4", "passes": "3"})
     assert not bad.exception and bad.select_slider(key="slots.passes").value == 1

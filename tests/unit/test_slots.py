@@ -80,6 +80,23 @@ def test_pixels_fully_inside_an_object_have_its_colour():
             assert np.abs(img[sel].astype(float) - np.array(o["rgb"]) * 255).max() <= 1.0
 
 
+def test_coverage_masks_majority_and_objects_first_by_hand():
+    """Plain: the coverage itself. Objects first: a pixel any object touches loses its background share; the
+    objects' shares are renormalised; pixels no object touches stay background."""
+    from backend.slots.data import coverage_masks
+
+    cov = np.zeros((1, 3, 1, 3), np.float32)
+    cov[0, :, 0, 0] = [0.75, 0.25, 0.0]  # mostly background, one object touches it
+    cov[0, :, 0, 1] = [0.5, 0.125, 0.375]  # two objects touch it
+    cov[0, :, 0, 2] = [1.0, 0.0, 0.0]  # background only
+    assert np.array_equal(coverage_masks(cov), cov)
+    of = coverage_masks(cov, objects_first=True)
+    assert np.allclose(of[0, :, 0, 0], [0, 1, 0]) and np.allclose(of[0, :, 0, 1], [0, 0.25, 0.75])
+    assert np.allclose(of[0, :, 0, 2], [1, 0, 0]) and np.allclose(of.sum(1), 1)
+    labels = np.array([[[0, 1, 0]]])  # the background holds pixel 0's label: objects first loses no FG-ARI there
+    assert fg_ari(labels, of) == fg_ari(labels, cov) == 1.0
+
+
 def test_scene_coverage_is_the_mixture_the_image_shows():
     """`scene_coverage` gives each pixel's fraction of background and of each object: the fractions sum to 1, a
     pixel the label map gives to object i is at least a quarter covered by it (one sample of 16 decides the label),
@@ -94,7 +111,7 @@ def test_scene_coverage_is_the_mixture_the_image_shows():
     own = np.take_along_axis(cov, labels[:, None], 1)[:, 0]
     assert own.min() >= 1 / SUPER**2 and (own == 1).mean() > 0.6
     mixed = own < 1
-    assert mixed[labels > 0].mean() > 0.15  # at 32x32 many object pixels are mixed: why FG-ARI's ceiling is below 1
+    assert mixed[labels > 0].mean() > 0.15  # at 32x32 many object pixels are mixed: the image cannot tell their label
     for img, c, objs in zip(imgs, cov, objects):
         bg = img[c[0] == 1][0].astype(float) / 255  # the background's colour
         colours = np.stack([bg] + [np.array(o["rgb"]) for o in objs])
@@ -365,8 +382,10 @@ def test_cards_report_held_out_metrics():
         for k in ("fg_ari_posterior", "miou_posterior", "fg_ari_no_merge", "miou_no_merge",
                   f"fg_ari_passes{card['passes']}", f"miou_passes{card['passes']}"):
             assert 0 < card["metrics"][k] <= 1, (name, k)
-        # the coverage ceiling: what a per-pixel mask can reach on these scenes; the alpha masks stay under it
-        assert card["metrics"]["fg_ari"] < card["ceiling"]["fg_ari"] < 1
+        # the true coverage as a reference: by majority it is not perfect (labels take one sample per pixel), and
+        # giving objects every pixel they touch raises FG-ARI (background pixels do not count) and lowers mIoU
+        cov = card["coverage"]
+        assert 0.85 < cov["fg_ari"] < cov["fg_ari_objects_first"] < 1 and cov["miou_objects_first"] < cov["miou"]
 
 
 def test_sprites_posterior_readout_on_fresh_scenes_agrees_with_its_card():
@@ -409,11 +428,10 @@ def test_segment_passes_average_mirror_and_initialisations():
 
 
 @pytest.mark.slow
-def test_averaging_passes_raises_fg_ari_and_stays_under_the_ceiling():
+def test_averaging_passes_raises_fg_ari_and_miou():
     """On fresh scenes the card's averaging (4 initialisations x the mirror image) beats one pass on FG-ARI and mIoU,
-    as on the card, and neither beats the coverage ceiling (the true anti-aliased coverage used as masks)."""
+    as on the card."""
     from backend.core import read_card
-    from backend.slots.data import scene_coverage
     from backend.slots.metrics import ari_per_image
 
     card = read_card("slots-sprites")
@@ -421,14 +439,10 @@ def test_averaging_passes_raises_fg_ari_and_stays_under_the_ceiling():
     m = load_model("sprites")
     imgs, labels, _ = make_scenes(128, seed=8080, variant="sprites")
     one, avg = m.segment(imgs).masks, m.segment(imgs, passes=p).masks
-    ceiling = fg_ari(labels, scene_coverage(128, seed=8080, variant="sprites"))
     gain = ari_per_image(labels, avg) - ari_per_image(labels, one)  # paired, per scene
     assert gain.mean() > 0.005 and (gain > 1e-3).sum() > 1.5 * (gain < -1e-3).sum(), gain
     assert miou(labels, avg) > miou(labels, one)
-    assert fg_ari(labels, avg) < ceiling, (fg_ari(labels, avg), ceiling)
     assert card["metrics"][f"fg_ari_passes{p}"] > card["metrics"]["fg_ari"]
-    assert card["metrics"][f"fg_ari_passes{p}"] < card["ceiling"]["fg_ari"] < 0.95
-    assert abs(ceiling - card["ceiling"]["fg_ari"]) < 0.05, (ceiling, card["ceiling"])
 
 
 def test_matched_slots_contract(sprites_model):
@@ -584,6 +598,107 @@ def test_sharpening_schedule_starts_where_the_scale_up_ends():
     assert phase_lr(60, 100, tc, grow, scale, sharpen) == pytest.approx(0.05)
     assert phase_lr(61, 100, tc, grow, scale, sharpen) == pytest.approx(0.1)
     assert phase_lr(99, 100, tc, grow, scale, sharpen) < 0.001
+
+
+def test_distill_rounds_restart_the_schedule_and_refresh_does_not():
+    """A distillation round starts its own warm-up + cosine and ends the phase before it there; a `refresh_at` step
+    leaves the schedule alone (it renews the teacher only)."""
+    from backend.slots.train import phase_lr
+
+    tc = {"lr": 1.0, "warmup": 2, "final_lr_frac": 0.0}
+    distill = {"at": 60, "lr": 0.1, "warmup": 2, "refresh_at": [70]}
+    rounds = {**distill, "rounds": [{"at": 80, "lr": 0.04, "warmup": 4}]}
+    assert phase_lr(70, 100, tc, None, None, None, distill) == phase_lr(70, 100, tc, None, None, None,
+                                                                         {**distill, "refresh_at": []})
+    for step in (60, 65, 75):  # before the round: the distill phase's cosine, now ending at step 80
+        assert phase_lr(step, 100, tc, None, None, None, rounds) == pytest.approx(
+            phase_lr(step, 80, tc, None, None, None, distill))
+    assert phase_lr(79, 100, tc, None, None, None, rounds) < 0.001
+    assert phase_lr(80, 100, tc, None, None, None, rounds) == pytest.approx(0.01)
+    assert phase_lr(83, 100, tc, None, None, None, rounds) == pytest.approx(0.04)
+    assert phase_lr(99, 100, tc, None, None, None, rounds) < 0.001
+
+
+def test_a_round_may_change_the_teachers_readout():
+    """The settings in force follow the latest round started; with `teacher_merge` the teacher's targets are its
+    averaged masks with duplicate slots merged (`segment(merge=...)`), so merged slots' targets are empty."""
+    import torch
+
+    from backend.slots.api import SlotModel
+    from backend.slots.model import DEFAULT_CONFIG, SlotAttentionAE
+    from backend.core import as_progress
+    from backend.slots.train import _teacher_masks, distill_in_force
+
+    distill = {"at": 10, "teacher_passes": 8, "teacher_iters": 4,
+               "rounds": [{"at": 20, "lr": 1e-4, "warmup": 1}, {"at": 30, "lr": 1e-4, "warmup": 1,
+                                                                 "teacher_merge": 0.5, "teacher_passes": 2}]}
+    assert distill_in_force(distill, 15)["teacher_passes"] == 8 and "teacher_merge" not in distill_in_force(distill, 25)
+    late = distill_in_force(distill, 31)
+    assert late["teacher_passes"] == 2 and late["teacher_merge"] == 0.5 and late["teacher_iters"] == 4
+    torch.manual_seed(0)
+    cfg = {**DEFAULT_CONFIG, **TINY}
+    net = SlotAttentionAE(cfg)
+    imgs = make_scenes(4, seed=3, variant="sprites", res=16)[0]
+    x = torch.from_numpy(imgs).permute(0, 3, 1, 2)
+    got = _teacher_masks(net.state_dict(), cfg, torch.device("cpu"), x, {**late, "teacher_iters": 2},
+                         as_progress(None)).float().numpy()
+    want = SlotModel(net.eval(), torch.device("cpu"), iters=2).segment(imgs, merge=0.5, passes=2).masks
+    assert np.allclose(got, want, atol=2e-3) and np.allclose(got.sum(1), 1, atol=1e-2)
+    plain = _teacher_masks(net.state_dict(), cfg, torch.device("cpu"), x, {**late, "teacher_merge": None,
+                                                                            "teacher_iters": 2}, as_progress(None))
+    assert not torch.equal(plain, torch.from_numpy(got).half())  # merging changed the targets
+
+
+def test_snapshot_rule_scores_the_readout_that_ships():
+    """A snapshot scored on its best readout (iterations x merging) is compared by that score; one validated before
+    the readout was scored keeps FG-ARI + mIoU of its unmerged masks; the weights kept follow the same rule."""
+    from backend.slots.train import _keep_weights, best_readout, snapshot_score
+
+    grid = {(3, None): {"val_fg_ari": 0.8, "val_miou": 0.6}, (3, 0.9): {"val_fg_ari": 0.8, "val_miou": 0.7},
+            (4, None): {"val_fg_ari": 0.85, "val_miou": 0.6}, (4, 0.9): {"val_fg_ari": 0.82, "val_miou": 0.68}}
+    assert best_readout(grid) == (3, 0.9)  # 1.5 ties with (4, 0.9): the fewer iterations win
+    old = {"step": 1, "val_fg_ari": 0.9, "val_miou": 0.7, "state": {"w": 1}}
+    new = {"step": 2, "val_fg_ari": 0.88, "val_miou": 0.6, "state": {"w": 2},
+           "val_readout": {"iters": 4, "merge": 0.9, "val_fg_ari": 0.91, "val_miou": 0.8}}
+    assert snapshot_score(old) == pytest.approx(1.6) and snapshot_score(new) == pytest.approx(1.71)
+    snaps = [{"step": 0, "val_fg_ari": 0.0, "val_miou": 0.1, "state": {"w": 0}}, old, new]
+    _keep_weights(snaps)
+    assert [s["step"] for s in snaps if "state" in s] == [0, 2]
+
+
+def test_resume_scores_the_readout_of_the_kept_weights(tmp_path, monkeypatch):
+    """A run saved before snapshots were scored on their readout: on resume the kept weights (the best snapshot's,
+    and the last snapshot's from the saved model) are scored and the best is chosen again by the new rule."""
+    import torch
+
+    import backend.core.registry as reg
+
+    monkeypatch.setattr(reg, "RUNS_DIR", tmp_path / "runs")
+    monkeypatch.setattr(reg, "CHECKPOINT_DIR", tmp_path / "ckpt")
+    from backend.core import load_train_state, save_train_state
+    from backend.slots.train import _train, snapshot_score
+
+    tiny = {**TINY_RUN, "train_config": {**TINY_RUN["train_config"], "eval_every": 1}}
+    card = _train("slots-sprites", steps=3, config=TINY, **tiny)
+    assert all({"val_readout_fg_ari", "val_readout_miou", "val_readout_iters", "val_readout_merge"} <= set(r)
+               for r in card["snapshots"])
+    state = load_train_state("slots-sprites")
+    for s in state["snapshots"]:  # as saved by the earlier code: no readout scores, only step 0's and one kept
+        s.pop("val_readout")
+        if s["step"] not in (0, 1):
+            s.pop("state", None)
+    state["best"] = {"step": 1, "score": state["snapshots"][1]["val_fg_ari"] + state["snapshots"][1]["val_miou"]}
+    save_train_state("slots-sprites", state)
+    again = _train("slots-sprites", steps=3, config=TINY, resume=True, **tiny)
+    rows = {r["step"]: r for r in again["snapshots"]}
+    assert "val_readout_fg_ari" in rows[1] and "val_readout_fg_ari" in rows[3] and "val_readout_fg_ari" not in rows[2]
+    first = next(r for r in card["snapshots"] if r["step"] == 3)
+    assert all(rows[3][k] == first[k] for k in first if k.startswith("val_readout"))
+    after = load_train_state("slots-sprites")
+    chosen = max(after["snapshots"][1:], key=snapshot_score)
+    assert again["selected_step"] == chosen["step"] and after["best"]["step"] == chosen["step"]
+    payload = torch.load(tmp_path / "ckpt" / "slots-sprites.pt", weights_only=False)
+    assert all(torch.equal(payload["state_dict"][k], chosen["state"][k]) for k in chosen["state"])
 
 
 def test_mask_entropy_values_and_gradient():
