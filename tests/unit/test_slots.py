@@ -624,9 +624,9 @@ def test_a_round_may_change_the_teachers_readout():
     averaged masks with duplicate slots merged (`segment(merge=...)`), so merged slots' targets are empty."""
     import torch
 
+    from backend.core import as_progress
     from backend.slots.api import SlotModel
     from backend.slots.model import DEFAULT_CONFIG, SlotAttentionAE
-    from backend.core import as_progress
     from backend.slots.train import _teacher_masks, distill_in_force
 
     distill = {"at": 10, "teacher_passes": 8, "teacher_iters": 4,
