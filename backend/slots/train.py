@@ -4,13 +4,14 @@ Unsupervised: reconstruction MSE (plus, in a "sharpen" phase, the alpha masks' p
 phase the KL from a frozen copy's test-time-averaged masks of the same scenes, `distill_loss`; no labels). Adam
 with linear warm-up and cosine decay per phase, gradient-norm clipping, a fixed pool of generated training scenes
 (seeds >= TRAIN_SEED_BASE) with random flips.
-Every `eval_every` steps the model is scored on 256 validation scenes (seed VAL_SEED) and probed; the
-shipped weights are the snapshot with the best validation FG-ARI + mIoU of its best readout (`snapshot_score`;
-never chosen by loss, see notes; only its weights and step 0's are kept), and that readout (the attention
-iterations and the duplicate-slot merging threshold at inference) is chosen on the same scenes. The card reports FG-ARI, ARI, mIoU and MSE on 1,000
-held-out test scenes (seed EVAL_SEED), the same without merging, with the posterior readout and with test-time
-averaging over AVG_PASSES passes, the k-means baseline and the true pixel coverage read out as masks (`coverage_masks`)
-on the same scenes, and per-snapshot metrics with the property probe (for the downstream-vs-segmentation plot).
+Every `eval_every` steps the model is scored on 256 validation scenes (seed VAL_SEED) and probed; the shipped
+weights are the snapshot with the best validation FG-ARI + mIoU of its best readout (`snapshot_score`; never chosen
+by loss, see notes; only its weights and step 0's are kept), and that readout (the attention iterations and the
+duplicate-slot merging threshold at inference) is chosen on the same scenes. The card reports FG-ARI, ARI, mIoU and
+MSE on 1,000 held-out test scenes (seed EVAL_SEED), the same without merging, with the posterior readout and with
+test-time averaging over AVG_PASSES passes, the k-means baseline and the true pixel coverage read out as masks
+(`coverage_masks`) on the same scenes, and per-snapshot metrics with the property probe (for the
+downstream-vs-segmentation plot).
 """
 
 from __future__ import annotations
