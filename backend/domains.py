@@ -1,8 +1,8 @@
 """The method domains and where their trainers and benchmarks live.
 
-Each domain package may provide `train.py` with `TRAINERS = {name: fn}` where
-`fn(steps=None, device=None, seed=0, resume=False, progress=None) -> card dict` writes its checkpoint
-and model card, and `bench.py` with `run(quick=False) -> list[dict]` (rows for a table).
+Each domain package may provide `train.py` with `RECIPES = {name: Recipe subclass}` (see
+`backend.core.training`; each name is one checkpoint) and optionally `GROUPS = {name: [recipe names]}`
+(trained in order), and `bench.py` with `run(quick=False) -> list[dict]` (rows for a table).
 A domain that is not built yet is simply absent from the lists.
 """
 
@@ -16,7 +16,7 @@ DOMAINS = {
     "cells": "backend.cells",
     "apt": "backend.apt",
     "causal": "backend.causal",
-    "dci": "backend.disentangle",
+    "disentangle": "backend.disentangle",
 }
 
 
@@ -30,13 +30,23 @@ def _module(domain: str, sub: str):
         raise
 
 
-def trainers() -> dict:
-    """name -> training function, for every built domain, in domain order."""
+def recipes() -> dict:
+    """checkpoint name -> Recipe class, for every built domain, in domain order."""
     out = {}
     for d in DOMAINS:
         m = _module(d, "train")
         if m is not None:
-            out.update(getattr(m, "TRAINERS", {}))
+            out.update(getattr(m, "RECIPES", {}))
+    return out
+
+
+def groups() -> dict:
+    """group name -> checkpoint names trained in order (e.g. "apt" -> its classifiers and generator)."""
+    out = {}
+    for d in DOMAINS:
+        m = _module(d, "train")
+        if m is not None:
+            out.update(getattr(m, "GROUPS", {}))
     return out
 
 

@@ -8,10 +8,8 @@ lives outside git in `runs/NAME/state.pt`.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,36 +37,22 @@ def _paths(name: str, directory: Path | None = None) -> tuple[Path, Path]:
     return d / f"{name}.pt", d / f"{name}.json"
 
 
-def save_checkpoint(name: str, payload: dict, card: dict, directory: Path | None = None) -> Path:
-    """Write NAME.pt (payload) and NAME.json (card, with size and provenance added)."""
+def save_checkpoint(name: str, payload: dict, directory: Path | None = None) -> Path:
+    """Write NAME.pt atomically (the card is written by `backend.core.training.write_checkpoint`)."""
     import torch
 
-    pt, js = _paths(name, directory)
+    pt, _ = _paths(name, directory)
     pt.parent.mkdir(parents=True, exist_ok=True)
     tmp = pt.with_suffix(".pt.tmp")
     torch.save(payload, tmp)
     os.replace(tmp, pt)
-    card = dict(card)
-    card.setdefault("name", name)
-    card["file"] = pt.name
-    card["size_bytes"] = pt.stat().st_size
-    card.setdefault("created", _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
-    card.setdefault("torch_version", torch.__version__)
-    card.setdefault("python", platform.python_version())
-    js.write_text(json.dumps(card, indent=2, sort_keys=False, default=_json_default) + "\n")
     return pt
 
 
-def _json_default(o):
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+def write_text_atomic(path: Path, text: str) -> None:
+    tmp = Path(path).with_suffix(Path(path).suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def read_card(name: str, directory: Path | None = None) -> dict:

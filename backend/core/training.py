@@ -1,0 +1,462 @@
+"""The one training loop: a recipe's phases run in order, resumable, alone or under torchrun (DDP).
+
+A domain's `train.py` is a *recipe* (a `Recipe` subclass): its config, its phases (`Phase`: steps,
+batch, learning rate with warm-up + cosine, loss weights, frozen parameters, device), a `batch` draw,
+a `loss`, optionally a `validate` score for periodic snapshots, and an `evaluate` that fills the model
+card. `train(recipe, ...)` does the rest:
+
+- seeding (numpy and torch generators per rank, saved with the state so a resumed run draws the same data);
+- resume from `runs/NAME/state.pt` (saved every `recipe.save_every` steps and on cancel);
+- one AdamW optimiser; per step the phase's learning rate (linear warm-up, then cosine to
+  `final_lr_frac`); gradient clipping; an optional EMA copy used for evaluation;
+- snapshots every `recipe.validate_every` steps scored by `recipe.validate`; with `recipe.keep_best`
+  the best-scoring weights are the ones evaluated and shipped;
+- progress with cancel (`backend.core.progress`);
+- under `torchrun --nproc_per_node=N` the loss module is wrapped in DistributedDataParallel (gloo on
+  CPU, nccl on CUDA), each rank draws `batch // N` examples, and rank 0 alone writes state,
+  checkpoint and card.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from backend.core.cards import ModelCard, rounded
+from backend.core.device import get_device
+from backend.core.progress import Cancelled, as_progress
+from backend.core.registry import (
+    CHECKPOINT_DIR,
+    load_train_state,
+    save_checkpoint,
+    save_train_state,
+    write_text_atomic,
+)
+from backend.core.seed import set_seed
+
+
+@dataclass
+class Phase:
+    """One stretch of training with its own schedule. Learning rate: linear warm-up over `warmup`
+    steps to `lr`, then cosine to `lr * final_lr_frac` at the phase's end (`schedule="constant"` keeps it)."""
+
+    name: str
+    steps: int
+    batch: int = 32
+    lr: float = 1e-3
+    warmup: int = 0
+    final_lr_frac: float = 0.0
+    schedule: str = "cosine"  # "cosine" | "constant"
+    weights: dict = field(default_factory=dict)  # loss weights in force, read by the recipe's loss
+    frozen: tuple = ()  # parameter-name prefixes that do not train in this phase
+    device: str | None = None  # None: the run's device
+    grad_clip: float | None = None
+    options: dict = field(default_factory=dict)  # anything else the recipe reads (data pool, teacher, ...)
+
+    def lr_at(self, i: int) -> float:
+        """Learning rate at step `i` counted from the phase's start."""
+        if self.warmup and i < self.warmup:
+            return self.lr * (i + 1) / self.warmup
+        if self.schedule == "constant":
+            return self.lr
+        span = max(1, self.steps - self.warmup)
+        frac = min(1.0, max(0.0, (i - self.warmup) / span))
+        return self.lr * (self.final_lr_frac + (1 - self.final_lr_frac) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+@dataclass
+class Context:
+    """What a recipe's hooks see: where the run is, its generators, its rank."""
+
+    step: int
+    phase: Phase
+    phase_index: int
+    phase_step: int
+    device: Any
+    rng: np.random.Generator
+    generator: Any  # torch.Generator on CPU
+    seed: int
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def batch_size(self) -> int:
+        """This rank's share of the phase's batch."""
+        return max(1, self.phase.batch // self.world)
+
+
+class Recipe:
+    """Base class of a domain's training recipe. Override `build`, `phases`, `batch`, `loss`, `evaluate`."""
+
+    name: str = ""
+    title: str = ""
+    paper: str = ""
+    data: str = ""
+    config: dict = {}
+    default_steps: int = 1000
+    ema: float | None = None
+    weight_decay: float = 0.0
+    save_every: int = 200
+    validate_every: int = 0  # 0: no snapshots
+    keep_best: bool = False
+    log_every: int = 50
+    find_unused_parameters: bool = False  # DDP: set when a phase's loss leaves trainable parameters unused
+
+    def __init__(self, **overrides):
+        self.config = {**type(self).config, **overrides}
+
+    # -- what a recipe provides -------------------------------------------------------------------
+    def build(self, ctx: Context):
+        """The torch module that trains (a ModuleDict when several networks train together)."""
+        raise NotImplementedError
+
+    def phases(self, steps: int) -> list[Phase]:
+        return [Phase("main", steps)]
+
+    def batch(self, ctx: Context):
+        raise NotImplementedError
+
+    def loss(self, model, batch, ctx: Context):
+        """A scalar tensor, or (scalar, {name: float}) to log."""
+        raise NotImplementedError
+
+    def on_phase_start(self, model, ctx: Context) -> None:
+        """Called when a phase starts (also when a resumed run lands inside it)."""
+
+    def validate(self, model, ctx: Context) -> dict:
+        """Validation scores of a snapshot; must hold "score" (higher is better)."""
+        return {}
+
+    def evaluate(self, model, ctx: Context) -> dict:
+        """Held-out evaluation: metrics, baselines, targets, headline, readout, limitations and an
+        optional "evaluation" entry (detail kept in the checkpoint payload, not the card)."""
+        raise NotImplementedError
+
+    def payload(self, model) -> dict:
+        """What NAME.pt holds (plain values and tensors)."""
+        return {"state_dict": model.state_dict(), "config": dict(self.config)}
+
+    def load_shipped(self, device):
+        """The shipped weights as the module `build` makes (for re-evaluation without training)."""
+        from backend.core.registry import load_checkpoint
+
+        payload, _ = load_checkpoint(self.name, map_location=device)
+        model = self.build(Context(0, Phase("load", 0), 0, 0, device, np.random.default_rng(0), None, 0))
+        model.load_state_dict(payload["state_dict"])
+        return model.to(device)
+
+    def extra_state(self) -> dict:
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
+    def command(self, steps: int, seed: int) -> str:
+        return f"python -m backend.train {self.name} --steps {steps} --seed {seed}"
+
+
+# -- distributed ------------------------------------------------------------------------------------
+def dist_info() -> tuple[int, int]:
+    """(rank, world size) from torchrun's environment; (0, 1) when run alone."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _init_distributed(device) -> bool:
+    import torch.distributed as dist
+
+    _, world = dist_info()
+    if world <= 1:
+        return False
+    if device.type == "cpu":
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return True
+
+
+class _LossModule:
+    """Wraps model + recipe loss as one nn.Module so DDP sees every forward through its own __call__."""
+
+    def __new__(cls, model, recipe):
+        import torch
+
+        class LossModule(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.model = model
+
+            def forward(self, batch, ctx):
+                return recipe.loss(self.model, batch, ctx)
+
+        return LossModule()
+
+
+# -- the loop ----------------------------------------------------------------------------------------
+@dataclass
+class _Run:
+    recipe: Recipe
+    model: Any
+    ema: Any
+    opt: Any
+    ctx: Context
+    phases: list
+    total: int
+    losses: list = field(default_factory=list)
+    snapshots: list = field(default_factory=list)
+    best: dict | None = None
+    recent: list = field(default_factory=list)
+    wall_before: float = 0.0
+    started: float = field(default_factory=time.time)
+
+    def wall(self) -> float:
+        return self.wall_before + time.time() - self.started
+
+    def state(self, step: int, steps: int) -> dict:
+        import torch
+
+        return {"model": self.model.state_dict(), "ema": self.ema.state_dict() if self.ema is not None else None,
+                "opt": self.opt.state_dict(), "rng": self.ctx.rng.bit_generator.state,
+                "generator": self.ctx.generator.get_state(), "torch_rng": torch.get_rng_state(), "step": step,
+                "steps": steps, "seed": self.ctx.seed, "config": self.recipe.config, "losses": self.losses,
+                "snapshots": self.snapshots, "best": self.best, "wall_time_s": self.wall(),
+                "extra": self.recipe.extra_state()}
+
+    def restore(self, st: dict) -> int:
+        import torch
+
+        self.model.load_state_dict(st["model"])
+        if self.ema is not None and st.get("ema") is not None:
+            self.ema.load_state_dict(st["ema"])
+        self.opt.load_state_dict(st["opt"])
+        self.ctx.rng.bit_generator.state = st["rng"]
+        self.ctx.generator.set_state(st["generator"])
+        torch.set_rng_state(st["torch_rng"])
+        self.losses, self.snapshots, self.best = st["losses"], st["snapshots"], st["best"]
+        self.wall_before = st.get("wall_time_s", 0.0)
+        self.recipe.load_extra_state(st.get("extra") or {})
+        return int(st["step"])
+
+
+def _phase_at(phases: list, step: int) -> tuple[int, int]:
+    """(phase index, step within it) of a global step."""
+    start = 0
+    for i, ph in enumerate(phases):
+        if step < start + ph.steps:
+            return i, step - start
+        start += ph.steps
+    return len(phases) - 1, phases[-1].steps
+
+
+def _enter_phase(run: _Run, index: int, distributed: bool):
+    """Freeze what the phase freezes, move to its device, and (re)wrap in DDP."""
+    import torch
+
+    ph = run.phases[index]
+    run.ctx.phase, run.ctx.phase_index = ph, index
+    dev = get_device(ph.device) if ph.device else run.ctx.device
+    run.model.to(dev)
+    if run.ema is not None:
+        run.ema.to(dev)
+    run.ctx.device = dev
+    for n, p in run.model.named_parameters():
+        p.requires_grad_(not any(n.startswith(f) for f in ph.frozen))
+    run.recipe.on_phase_start(run.model, run.ctx)
+    module = _LossModule(run.model, run.recipe)
+    if distributed:
+        ids = [dev.index] if dev.type == "cuda" else None
+        module = torch.nn.parallel.DistributedDataParallel(module, device_ids=ids,
+                                                           find_unused_parameters=run.recipe.find_unused_parameters)
+    return module
+
+
+def _step(run: _Run, module, step: int) -> dict:
+    import torch
+
+    ctx, ph = run.ctx, run.ctx.phase
+    ctx.step = step
+    for g in run.opt.param_groups:
+        g["lr"] = ph.lr_at(ctx.phase_step)
+    out = module(run.recipe.batch(ctx), ctx)
+    loss, logs = out if isinstance(out, tuple) else (out, {})
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if ph.grad_clip:
+        torch.nn.utils.clip_grad_norm_([p for p in run.model.parameters() if p.requires_grad], ph.grad_clip)
+    run.opt.step()
+    if run.ema is not None:
+        decay = min(run.recipe.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for pe, pn in zip(run.ema.parameters(), run.model.parameters(), strict=True):
+                pe.lerp_(pn, 1 - decay)
+    return {"loss": float(loss.detach()), **{k: float(v) for k, v in logs.items()}}
+
+
+def _snapshot(run: _Run, step: int) -> None:
+    import torch
+
+    model = run.ema if run.ema is not None else run.model
+    model.eval()
+    with torch.no_grad():
+        scores = run.recipe.validate(model, run.ctx)
+    model.train()
+    if not scores:
+        return
+    run.snapshots.append({"step": step, **rounded(scores)})
+    if run.recipe.keep_best and (run.best is None or scores["score"] > run.best["score"]):
+        run.best = {"step": step, "score": float(scores["score"]),
+                    "weights": copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()})}
+
+
+def _setup(recipe: Recipe, steps: int, device, seed: int, rank: int, world: int) -> _Run:
+    import torch
+
+    set_seed(seed)  # the same initial weights on every rank
+    phases = recipe.phases(steps)
+    dev = get_device(phases[0].device or device)
+    gen = torch.Generator().manual_seed(seed * 1000 + rank)
+    ctx = Context(0, phases[0], 0, 0, dev, np.random.default_rng([seed, rank]), gen, seed, rank, world)
+    model = recipe.build(ctx).to(dev)
+    torch.manual_seed(seed * 1000 + rank)  # per-rank draws from here on
+    ema = copy.deepcopy(model).eval().requires_grad_(False) if recipe.ema else None
+    opt = torch.optim.AdamW(model.parameters(), lr=phases[0].lr, weight_decay=recipe.weight_decay)
+    return _Run(recipe, model, ema, opt, ctx, phases, sum(p.steps for p in phases))
+
+
+def train(recipe: Recipe, steps: int | None = None, device=None, seed: int = 0, resume: bool = False,
+          progress=None, save: bool = True) -> dict:
+    """Run the recipe's phases, evaluate, and (rank 0, `save`) write NAME.pt + NAME.json. Returns the card."""
+    rank, world = dist_info()
+    steps = int(steps or recipe.default_steps)
+    run = _setup(recipe, steps, device, seed, rank, world)
+    distributed = _init_distributed(run.ctx.device)
+    p = as_progress(progress if rank == 0 else None)
+    start = 0
+    if resume:
+        st = load_train_state(recipe.name, map_location=run.ctx.device)
+        if st is not None and st.get("seed") == seed and st.get("config") == recipe.config and st["step"] <= run.total:
+            start = run.restore(st)
+    run.model.train()
+    module, current = None, -1
+    done = start
+    try:
+        for step in range(start, run.total):
+            index, run.ctx.phase_step = _phase_at(run.phases, step)
+            if index != current:
+                module, current = _enter_phase(run, index, distributed), index
+            logs = _step(run, module, step)
+            _log(run, step, logs)
+            done = step + 1
+            if recipe.validate_every and done % recipe.validate_every == 0 and rank == 0:
+                _snapshot(run, done)
+            if save and rank == 0 and done % recipe.save_every == 0:
+                save_train_state(recipe.name, run.state(done, steps))
+            p.update(done, run.total, f"{run.ctx.phase.name} loss {logs['loss']:.4f}")
+    except Cancelled:
+        if save and rank == 0:
+            save_train_state(recipe.name, run.state(done, steps))
+        raise
+    if save and rank == 0 and run.total > start:
+        save_train_state(recipe.name, run.state(run.total, steps))
+    card = _finish(run, steps, seed, save) if rank == 0 else {}
+    if distributed:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+    return card
+
+
+def _log(run: _Run, step: int, logs: dict) -> None:
+    recent = run.recent
+    recent.append(logs)
+    if (step + 1) % run.recipe.log_every == 0 or step + 1 == run.total:
+        keys = recent[0].keys()
+        run.losses.append({"step": step + 1, **{k: round(float(np.mean([r[k] for r in recent])), 6) for k in keys}})
+        recent.clear()
+
+
+def _final_model(run: _Run):
+    model = run.ema if run.ema is not None else run.model
+    if run.recipe.validate_every and (not run.snapshots or run.snapshots[-1]["step"] != run.total):
+        _snapshot(run, run.total)
+    if run.best is not None:
+        model.load_state_dict(run.best["weights"])
+    return model.eval()
+
+
+def _finish(run: _Run, steps: int, seed: int, save: bool) -> dict:
+    model = _final_model(run)
+    result = evaluate_recipe(run.recipe, model, run.ctx)
+    training = {"losses": run.losses, "snapshots": run.snapshots,
+                "selected_step": run.best["step"] if run.best else run.total}
+    card = make_card(run.recipe, result, command=run.recipe.command(steps, seed), device=str(run.ctx.device),
+                     steps=run.total, wall_time_s=run.wall())
+    if save:
+        payload = {**run.recipe.payload(model), "evaluation": result.get("evaluation", {}), "training": training}
+        write_checkpoint(run.recipe.name, payload, card)
+    return card.to_dict()
+
+
+def evaluate_recipe(recipe: Recipe, model, ctx: Context) -> dict:
+    import torch
+
+    model.eval()
+    with torch.no_grad() if getattr(recipe, "evaluate_no_grad", True) else _null():
+        return recipe.evaluate(model, ctx)
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+CARD_FIELDS = ("metrics", "baselines", "targets", "headline", "readout", "limitations")
+
+
+def make_card(recipe: Recipe, result: dict, command: str, device: str, steps: int, wall_time_s: float) -> ModelCard:
+    return ModelCard(name=recipe.name, title=recipe.title, paper=recipe.paper, data=recipe.data,
+                     config=dict(recipe.config), command=command, device=device, steps=int(steps),
+                     wall_time_s=round(float(wall_time_s), 1),
+                     **{k: result[k] for k in CARD_FIELDS if k in result})
+
+
+def write_checkpoint(name: str, payload: dict, card: ModelCard, directory=None) -> None:
+    """NAME.pt, then NAME.json with the file's size (the card is validated before anything is written)."""
+    card.to_json()
+    pt = save_checkpoint(name, payload, directory)
+    card.size_bytes = pt.stat().st_size
+    write_text_atomic(pt.with_suffix(".json"), card.to_json())
+
+
+def reevaluate(recipe: Recipe, device=None) -> dict:
+    """Re-evaluate the shipped weights (no training) and rewrite NAME.pt's evaluation entry and NAME.json;
+    how the weights were made (command, steps, wall time, device) is kept from the former card."""
+    import torch
+
+    from backend.core.registry import load_checkpoint
+
+    dev = get_device(device)
+    payload, old = load_checkpoint(recipe.name, map_location="cpu")
+    model = recipe.load_shipped(dev).eval()
+    ctx = Context(0, Phase("evaluate", 0), 0, 0, dev, np.random.default_rng(0), torch.Generator().manual_seed(0), 0)
+    result = evaluate_recipe(recipe, model, ctx)
+    card = make_card(recipe, result, command=old.get("command", recipe.command(recipe.default_steps, 0)),
+                     device=str(old.get("device", dev)), steps=int(old.get("steps", 0)),
+                     wall_time_s=float(old.get("wall_time_s", 0.0)))
+    payload["evaluation"] = result.get("evaluation", {})
+    write_checkpoint(recipe.name, payload, card)
+    return card.to_dict()
+
+
+__all__ = ["CHECKPOINT_DIR", "Context", "Phase", "Recipe", "dist_info", "reevaluate", "train", "write_checkpoint"]
