@@ -21,23 +21,18 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from backend.core.cards import ModelCard, rounded
+from backend.core.cards import rounded
 from backend.core.device import get_device
+from backend.core.distributed import dist_info, init_distributed, loss_module
+from backend.core.evaluation import evaluate_recipe, make_card, reevaluate, write_checkpoint
 from backend.core.progress import Cancelled, as_progress
-from backend.core.registry import (
-    CHECKPOINT_DIR,
-    load_train_state,
-    save_checkpoint,
-    save_train_state,
-    write_text_atomic,
-)
+from backend.core.registry import CHECKPOINT_DIR, load_train_state, save_train_state
 from backend.core.seed import set_seed
 
 
@@ -161,44 +156,6 @@ class Recipe:
         return f"python -m backend.train {self.name} --steps {steps} --seed {seed}"
 
 
-# -- distributed ------------------------------------------------------------------------------------
-def dist_info() -> tuple[int, int]:
-    """(rank, world size) from torchrun's environment; (0, 1) when run alone."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-
-
-def _init_distributed(device) -> bool:
-    import torch.distributed as dist
-
-    _, world = dist_info()
-    if world <= 1:
-        return False
-    if device.type == "cpu":
-        import torch
-
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return True
-
-
-class _LossModule:
-    """Wraps model + recipe loss as one nn.Module so DDP sees every forward through its own __call__."""
-
-    def __new__(cls, model, recipe):
-        import torch
-
-        class LossModule(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.model = model
-
-            def forward(self, batch, ctx):
-                return recipe.loss(self.model, batch, ctx)
-
-        return LossModule()
-
-
 # -- the loop ----------------------------------------------------------------------------------------
 @dataclass
 class _Run:
@@ -269,7 +226,7 @@ def _enter_phase(run: _Run, index: int, distributed: bool):
     for n, p in run.model.named_parameters():
         p.requires_grad_(not any(n.startswith(f) for f in ph.frozen))
     run.recipe.on_phase_start(run.model, run.ctx)
-    module = _LossModule(run.model, run.recipe)
+    module = loss_module(run.model, run.recipe)
     if distributed:
         ids = [dev.index] if dev.type == "cuda" else None
         module = torch.nn.parallel.DistributedDataParallel(module, device_ids=ids,
@@ -336,7 +293,7 @@ def train(recipe: Recipe, steps: int | None = None, device=None, seed: int = 0, 
     rank, world = dist_info()
     steps = int(steps or recipe.default_steps)
     run = _setup(recipe, steps, device, seed, rank, world)
-    distributed = _init_distributed(run.ctx.device)
+    distributed = init_distributed(run.ctx.device)
     p = as_progress(progress if rank == 0 else None)
     start = 0
     if resume:
@@ -405,58 +362,4 @@ def _finish(run: _Run, steps: int, seed: int, save: bool) -> dict:
     return card.to_dict()
 
 
-def evaluate_recipe(recipe: Recipe, model, ctx: Context) -> dict:
-    import torch
-
-    model.eval()
-    with torch.no_grad() if getattr(recipe, "evaluate_no_grad", True) else _null():
-        return recipe.evaluate(model, ctx)
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
-
-
-CARD_FIELDS = ("metrics", "baselines", "targets", "headline", "readout", "limitations")
-
-
-def make_card(recipe: Recipe, result: dict, command: str, device: str, steps: int, wall_time_s: float) -> ModelCard:
-    return ModelCard(name=recipe.name, title=recipe.title, paper=recipe.paper, data=recipe.data,
-                     config=dict(recipe.config), command=command, device=device, steps=int(steps),
-                     wall_time_s=round(float(wall_time_s), 1),
-                     **{k: result[k] for k in CARD_FIELDS if k in result})
-
-
-def write_checkpoint(name: str, payload: dict, card: ModelCard, directory=None) -> None:
-    """NAME.pt, then NAME.json with the file's size (the card is validated before anything is written)."""
-    card.to_json()
-    pt = save_checkpoint(name, payload, directory)
-    card.size_bytes = pt.stat().st_size
-    write_text_atomic(pt.with_suffix(".json"), card.to_json())
-
-
-def reevaluate(recipe: Recipe, device=None) -> dict:
-    """Re-evaluate the shipped weights (no training) and rewrite NAME.pt's evaluation entry and NAME.json;
-    how the weights were made (command, steps, wall time, device) is kept from the former card."""
-    import torch
-
-    from backend.core.registry import load_checkpoint
-
-    dev = get_device(device)
-    payload, old = load_checkpoint(recipe.name, map_location="cpu")
-    model = recipe.load_shipped(dev).eval()
-    ctx = Context(0, Phase("evaluate", 0), 0, 0, dev, np.random.default_rng(0), torch.Generator().manual_seed(0), 0)
-    result = evaluate_recipe(recipe, model, ctx)
-    card = make_card(recipe, result, command=old.get("command", recipe.command(recipe.default_steps, 0)),
-                     device=str(old.get("device", dev)), steps=int(old.get("steps", 0)),
-                     wall_time_s=float(old.get("wall_time_s", 0.0)))
-    payload["evaluation"] = result.get("evaluation", {})
-    write_checkpoint(recipe.name, payload, card)
-    return card.to_dict()
-
-
-__all__ = ["CHECKPOINT_DIR", "Context", "Phase", "Recipe", "dist_info", "reevaluate", "train", "write_checkpoint"]
+__all__ = ["CHECKPOINT_DIR", "Context", "Phase", "Recipe", "dist_info", "reevaluate", "train"]
