@@ -52,6 +52,7 @@ class Phase:
     frozen: tuple = ()  # parameter-name prefixes that do not train in this phase
     device: str | None = None  # None: the run's device
     grad_clip: float | None = None
+    reset_optimizer: bool = False  # a fresh AdamW when the phase starts (also when on_phase_start swaps the model)
     options: dict = field(default_factory=dict)  # anything else the recipe reads (data pool, teacher, ...)
 
     def lr_at(self, i: int) -> float:
@@ -102,6 +103,7 @@ class Recipe:
     keep_best: bool = False
     log_every: int = 50
     find_unused_parameters: bool = False  # DDP: set when a phase's loss leaves trainable parameters unused
+    smoke: dict = {}  # config overrides that make a 20-step run and its evaluation take seconds (tests)
 
     def __init__(self, **overrides):
         self.config = {**type(self).config, **overrides}
@@ -121,8 +123,11 @@ class Recipe:
         """A scalar tensor, or (scalar, {name: float}) to log."""
         raise NotImplementedError
 
-    def on_phase_start(self, model, ctx: Context) -> None:
-        """Called when a phase starts (also when a resumed run lands inside it)."""
+    def on_phase_start(self, model, ctx: Context):
+        """Called when a phase starts (also when a resumed run lands inside it, with ctx.phase_step > 0).
+        May return a new module (e.g. a grown architecture) that replaces the model from here on;
+        `build(ctx)` must then make that same architecture for a ctx inside or after this phase."""
+        return None
 
     def validate(self, model, ctx: Context) -> dict:
         """Validation scores of a snapshot; must hold "score" (higher is better)."""
@@ -225,7 +230,12 @@ def _enter_phase(run: _Run, index: int, distributed: bool):
     run.ctx.device = dev
     for n, p in run.model.named_parameters():
         p.requires_grad_(not any(n.startswith(f) for f in ph.frozen))
-    run.recipe.on_phase_start(run.model, run.ctx)
+    new = run.recipe.on_phase_start(run.model, run.ctx)
+    if new is not None:
+        run.model = new.to(dev)
+        run.ema = copy.deepcopy(run.model).eval().requires_grad_(False) if run.ema is not None else None
+    if (new is not None or ph.reset_optimizer) and run.ctx.phase_step == 0:
+        run.opt = torch.optim.AdamW(run.model.parameters(), lr=ph.lr, weight_decay=run.recipe.weight_decay)
     module = loss_module(run.model, run.recipe)
     if distributed:
         ids = [dev.index] if dev.type == "cuda" else None
@@ -272,14 +282,17 @@ def _snapshot(run: _Run, step: int) -> None:
                     "weights": copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()})}
 
 
-def _setup(recipe: Recipe, steps: int, device, seed: int, rank: int, world: int) -> _Run:
+def _setup(recipe: Recipe, steps: int, device, seed: int, rank: int, world: int, at_step: int = 0) -> _Run:
+    """The run's model, EMA, optimiser and context; `at_step` > 0 builds the architecture in force there."""
     import torch
 
     set_seed(seed)  # the same initial weights on every rank
     phases = recipe.phases(steps)
-    dev = get_device(phases[0].device or device)
+    index, phase_step = _phase_at(phases, at_step)
+    dev = get_device(phases[index].device or device)
     gen = torch.Generator().manual_seed(seed * 1000 + rank)
-    ctx = Context(0, phases[0], 0, 0, dev, np.random.default_rng([seed, rank]), gen, seed, rank, world)
+    ctx = Context(at_step, phases[index], index, phase_step, dev, np.random.default_rng([seed, rank]), gen, seed,
+                  rank, world)
     model = recipe.build(ctx).to(dev)
     torch.manual_seed(seed * 1000 + rank)  # per-rank draws from here on
     ema = copy.deepcopy(model).eval().requires_grad_(False) if recipe.ema else None
@@ -292,14 +305,13 @@ def train(recipe: Recipe, steps: int | None = None, device=None, seed: int = 0, 
     """Run the recipe's phases, evaluate, and (rank 0, `save`) write NAME.pt + NAME.json. Returns the card."""
     rank, world = dist_info()
     steps = int(steps or recipe.default_steps)
-    run = _setup(recipe, steps, device, seed, rank, world)
+    st = load_train_state(recipe.name, map_location="cpu") if resume else None
+    if st is not None and not (st.get("seed") == seed and st.get("config") == recipe.config and st["step"] <= steps):
+        st = None  # another run's state: start afresh
+    run = _setup(recipe, steps, device, seed, rank, world, at_step=st["step"] if st else 0)
     distributed = init_distributed(run.ctx.device)
     p = as_progress(progress if rank == 0 else None)
-    start = 0
-    if resume:
-        st = load_train_state(recipe.name, map_location=run.ctx.device)
-        if st is not None and st.get("seed") == seed and st.get("config") == recipe.config and st["step"] <= run.total:
-            start = run.restore(st)
+    start = run.restore(st) if st else 0
     run.model.train()
     module, current = None, -1
     done = start
