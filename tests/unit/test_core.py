@@ -24,6 +24,8 @@ from backend.core import (
     save_checkpoint,
     set_seed,
 )
+from backend.core.cards import ModelCard
+from backend.core.training import write_checkpoint
 from backend.core.uploads import load_h5ad, load_image, load_video
 from tests.conftest import ROOT
 
@@ -72,8 +74,9 @@ def test_seed_reproducible():
 # --- registry ---------------------------------------------------------------------------------
 def test_registry_round_trip(tmp_path):
     payload = {"state_dict": {"w": torch.arange(6.0).reshape(2, 3)}, "config": {"width": 3, "name": "x"}}
-    save_checkpoint("toy", payload, {"command": "python -m backend.train toy", "metrics": {"acc": 0.9}},
-                    directory=tmp_path)
+    card = ModelCard(name="toy", title="Toy", paper="-", data="-", config={"width": 3}, command="python -m backend.train toy",
+                     device="cpu", steps=1, wall_time_s=0.0, metrics={"acc": 0.9}, baselines={"chance": 0.1})
+    write_checkpoint("toy", payload, card, directory=tmp_path)
     loaded, card = load_checkpoint("toy", directory=tmp_path)
     assert torch.equal(loaded["state_dict"]["w"], payload["state_dict"]["w"])
     assert loaded["config"] == {"width": 3, "name": "x"}
@@ -88,8 +91,8 @@ def test_registry_missing_file_names_it(tmp_path):
 
 
 def test_registry_corrupt_file_is_clear_error(tmp_path):
-    save_checkpoint("toy", {"w": torch.ones(100)}, {}, directory=tmp_path)
-    pt = tmp_path / "toy.pt"
+    pt = save_checkpoint("toy", {"w": torch.ones(100)}, directory=tmp_path)
+    (tmp_path / "toy.json").write_text(f'{{"size_bytes": {pt.stat().st_size}}}')
     pt.write_bytes(pt.read_bytes()[: pt.stat().st_size // 2])  # truncate
     with pytest.raises(CheckpointError, match=r"toy\.pt is corrupt"):
         load_checkpoint("toy", directory=tmp_path)
@@ -98,7 +101,7 @@ def test_registry_corrupt_file_is_clear_error(tmp_path):
 
 
 def test_registry_corrupt_card_and_orphan_card(tmp_path):
-    save_checkpoint("toy", {"w": torch.ones(2)}, {}, directory=tmp_path)
+    save_checkpoint("toy", {"w": torch.ones(2)}, directory=tmp_path)
     (tmp_path / "toy.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="card .*toy.json is corrupt"):
         read_card("toy", directory=tmp_path)
@@ -293,7 +296,7 @@ def test_cli_help_lists_names():
         r = subprocess.run([sys.executable, "-m", mod, "--help"], cwd=ROOT, capture_output=True, text=True,
                            timeout=300)
         assert r.returncode == 0, r.stderr
-        assert "Available" in r.stdout
+        assert ("Models:" if mod == "backend.train" else "Available") in r.stdout
 
 
 def test_cli_unknown_name_is_clear():
@@ -328,19 +331,3 @@ def test_media_upscale_png_gif_webm():
     assert gif[:6] == b"GIF89a" and Image.open(io.BytesIO(gif)).n_frames == 4
     webm = webm_bytes(frames, scale=4)
     assert webm is None or webm[:4] == b"\x1a\x45\xdf\xa3"
-
-
-def test_run_stages_replays_every_resumed_stage():
-    from backend.core import run_stages
-
-    stages, cmd, note = run_stages("x", 0, 500)
-    assert stages == [500] and cmd == "python -m backend.train x --steps 500 --seed 0" and note is None
-    # a resume that keeps the total is the same stage; a new total is a new stage
-    assert run_stages("x", 0, 500, {"steps": 500, "step": 300})[0] == [500]
-    stages, cmd, note = run_stages("x", 1, 900, {"stages": [200, 500], "step": 500})
-    assert stages == [200, 500, 900]
-    assert cmd.split(" && ") == ["python -m backend.train x --steps 200 --seed 1",
-                                 "python -m backend.train x --steps 500 --seed 1 --resume",
-                                 "python -m backend.train x --steps 900 --seed 1 --resume"]
-    assert "3 resumed stages" in note and "200, 500, 900" in note
-    assert run_stages("x", 0, 900, {"step": 400})[0] == [400, 900]  # old states without `steps`/`stages`
