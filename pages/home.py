@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from backend.core.registry import CheckpointError, read_card
+from backend.core import CheckpointError, read_card
 from ui.common import ensure_app_frame
 from ui.registry import available_pages
 

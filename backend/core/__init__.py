@@ -1,6 +1,7 @@
 """Shared machinery every domain uses: device, seeding, checkpoints, progress, cache, uploads."""
 
 from backend.core.cache import cached, clear_cache
+from backend.core.cards import CardError, ModelCard, Target
 from backend.core.device import configure_threads, device_info, get_device
 from backend.core.progress import Cancelled, Progress, as_progress
 from backend.core.registry import (
@@ -12,6 +13,7 @@ from backend.core.registry import (
     load_checkpoint,
     load_train_state,
     read_card,
+    read_prose,
     run_stages,
     save_checkpoint,
     save_train_state,
@@ -19,6 +21,9 @@ from backend.core.registry import (
 from backend.core.seed import set_seed
 
 __all__ = [
+    "CardError",
+    "ModelCard",
+    "Target",
     "CHECKPOINT_DIR",
     "RUNS_DIR",
     "Cancelled",
@@ -35,6 +40,7 @@ __all__ = [
     "load_checkpoint",
     "load_train_state",
     "read_card",
+    "read_prose",
     "run_stages",
     "save_checkpoint",
     "save_train_state",

@@ -107,8 +107,23 @@ def list_checkpoints(directory: Path | None = None) -> list[CheckpointInfo]:
     return out
 
 
+def read_prose(name: str, directory: Path | None = None) -> str | None:
+    """The model's one-page description (NAME.md beside the card), or None when there is none."""
+    _, js = _paths(name, directory)
+    md = js.with_suffix(".md")
+    return md.read_text() if md.exists() else None
+
+
 def _quick_check(pt: Path, card: dict | None) -> str | None:
-    """Cheap integrity check without loading tensors: size matches the card, zip header present."""
+    """Cheap integrity check without loading tensors: the card holds the ModelCard's fields, its size matches
+    the file, the zip header is present."""
+    from backend.core.cards import CardError, ModelCard
+
+    if card is not None:
+        try:
+            ModelCard.from_dict(card)
+        except (CardError, TypeError) as e:
+            return f"Model card {pt.stem}.json is not a valid model card: {e}"
     size = pt.stat().st_size
     if size == 0:
         return f"Checkpoint file {pt.name} is empty."

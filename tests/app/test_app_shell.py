@@ -6,7 +6,8 @@ import json
 
 import torch
 
-from backend.core import registry
+from backend.core import ModelCard, registry
+from backend.core.training import write_checkpoint
 from tests.conftest import run_page
 from ui.registry import available_pages
 
@@ -23,13 +24,14 @@ def test_home_renders_cards_and_sidebar():
 
 
 def _write(tmp_path, name, metrics):
-    registry.save_checkpoint(
-        name, {"w": torch.ones(3)},
-        {"command": f"python -m backend.train {name}", "config": {"width": 8}, "steps": 10, "wall_time_s": 60,
-         "device": "cpu", "metrics": metrics,
-         "headline": {"metric": "acc", "label": "accuracy", "value": metrics["acc"]}},
-        directory=tmp_path,
-    )
+    card = ModelCard(name=name, title=f"{name} title", paper="-", data="toy", config={"width": 8},
+                     command=f"python -m backend.train {name}", device="cpu", steps=10, wall_time_s=60,
+                     metrics=metrics, baselines={"chance": 0.1},
+                     targets=[{"metric": "acc", "threshold": 0.9, "value": metrics["acc"]}],
+                     headline={"metric": "acc", "label": "accuracy", "value": metrics["acc"]},
+                     readout="argmax", limitations=["a toy"])
+    write_checkpoint(name, {"w": torch.ones(3)}, card, directory=tmp_path)
+    (tmp_path / f"{name}.md").write_text(f"# {name}\n\nProse about {name}.\n")
 
 
 def test_models_page_lists_cards_and_flags_problems(tmp_path, monkeypatch):
@@ -48,6 +50,8 @@ def test_models_page_lists_cards_and_flags_problems(tmp_path, monkeypatch):
     # choose a model card: shows its command, and the choice lands in the URL
     at.selectbox(key="models.model").set_value("good-model").run()
     assert any("python -m backend.train good-model" in m.value for m in at.markdown)
+    assert any("Prose about good-model" in m.value for m in at.markdown)
+    assert at.dataframe[-1].value["met"].tolist() == ["yes"]
     assert at.query_params["model"] == ["good-model"] or at.query_params["model"] == "good-model"
 
 
