@@ -14,7 +14,7 @@ from backend.core.device import get_device
 from backend.core.registry import save_checkpoint, write_text_atomic
 
 if TYPE_CHECKING:
-    from backend.core.training import Context, Recipe
+    from backend.core.recipe import Context, Recipe
 
 
 def evaluate_recipe(recipe: Recipe, model, ctx: Context) -> dict:
@@ -56,8 +56,8 @@ def reevaluate(recipe: Recipe, device=None) -> dict:
     how the weights were made (command, steps, wall time, device) is kept from the former card."""
     import torch
 
+    from backend.core.recipe import Context, Phase
     from backend.core.registry import load_checkpoint
-    from backend.core.training import Context, Phase
 
     dev = get_device(device)
     payload, old = load_checkpoint(recipe.name, map_location="cpu")

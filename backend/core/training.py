@@ -20,7 +20,6 @@ card. `train(recipe, ...)` does the rest:
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,133 +31,9 @@ from backend.core.device import get_device
 from backend.core.distributed import dist_info, init_distributed, loss_module
 from backend.core.evaluation import evaluate_recipe, make_card, reevaluate, write_checkpoint
 from backend.core.progress import Cancelled, as_progress
+from backend.core.recipe import Context, Phase, Recipe
 from backend.core.registry import CHECKPOINT_DIR, load_train_state, save_train_state
 from backend.core.seed import set_seed
-
-
-@dataclass
-class Phase:
-    """One stretch of training with its own schedule. Learning rate: linear warm-up over `warmup`
-    steps to `lr`, then cosine to `lr * final_lr_frac` at the phase's end (`schedule="constant"` keeps it)."""
-
-    name: str
-    steps: int
-    batch: int = 32
-    lr: float = 1e-3
-    warmup: int = 0
-    final_lr_frac: float = 0.0
-    schedule: str = "cosine"  # "cosine" | "constant"
-    weights: dict = field(default_factory=dict)  # loss weights in force, read by the recipe's loss
-    frozen: tuple = ()  # parameter-name prefixes that do not train in this phase
-    device: str | None = None  # None: the run's device
-    grad_clip: float | None = None
-    reset_optimizer: bool = False  # a fresh AdamW when the phase starts (also when on_phase_start swaps the model)
-    options: dict = field(default_factory=dict)  # anything else the recipe reads (data pool, teacher, ...)
-
-    def lr_at(self, i: int) -> float:
-        """Learning rate at step `i` counted from the phase's start."""
-        if self.warmup and i < self.warmup:
-            return self.lr * (i + 1) / self.warmup
-        if self.schedule == "constant":
-            return self.lr
-        span = max(1, self.steps - self.warmup)
-        frac = min(1.0, max(0.0, (i - self.warmup) / span))
-        return self.lr * (self.final_lr_frac + (1 - self.final_lr_frac) * 0.5 * (1 + math.cos(math.pi * frac)))
-
-
-@dataclass
-class Context:
-    """What a recipe's hooks see: where the run is, its generators, its rank."""
-
-    step: int
-    phase: Phase
-    phase_index: int
-    phase_step: int
-    device: Any
-    rng: np.random.Generator
-    generator: Any  # torch.Generator on CPU
-    seed: int
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def batch_size(self) -> int:
-        """This rank's share of the phase's batch."""
-        return max(1, self.phase.batch // self.world)
-
-
-class Recipe:
-    """Base class of a domain's training recipe. Override `build`, `phases`, `batch`, `loss`, `evaluate`."""
-
-    name: str = ""
-    title: str = ""
-    paper: str = ""
-    data: str = ""
-    config: dict = {}
-    default_steps: int = 1000
-    ema: float | None = None
-    weight_decay: float = 0.0
-    save_every: int = 200
-    validate_every: int = 0  # 0: no snapshots
-    keep_best: bool = False
-    log_every: int = 50
-    find_unused_parameters: bool = False  # DDP: set when a phase's loss leaves trainable parameters unused
-    smoke: dict = {}  # config overrides that make a 20-step run and its evaluation take seconds (tests)
-
-    def __init__(self, **overrides):
-        self.config = {**type(self).config, **overrides}
-
-    # -- what a recipe provides -------------------------------------------------------------------
-    def build(self, ctx: Context):
-        """The torch module that trains (a ModuleDict when several networks train together)."""
-        raise NotImplementedError
-
-    def phases(self, steps: int) -> list[Phase]:
-        return [Phase("main", steps)]
-
-    def batch(self, ctx: Context):
-        raise NotImplementedError
-
-    def loss(self, model, batch, ctx: Context):
-        """A scalar tensor, or (scalar, {name: float}) to log."""
-        raise NotImplementedError
-
-    def on_phase_start(self, model, ctx: Context):
-        """Called when a phase starts (also when a resumed run lands inside it, with ctx.phase_step > 0).
-        May return a new module (e.g. a grown architecture) that replaces the model from here on;
-        `build(ctx)` must then make that same architecture for a ctx inside or after this phase."""
-        return None
-
-    def validate(self, model, ctx: Context) -> dict:
-        """Validation scores of a snapshot; must hold "score" (higher is better)."""
-        return {}
-
-    def evaluate(self, model, ctx: Context) -> dict:
-        """Held-out evaluation: metrics, baselines, targets, headline, readout, limitations and an
-        optional "evaluation" entry (detail kept in the checkpoint payload, not the card)."""
-        raise NotImplementedError
-
-    def payload(self, model) -> dict:
-        """What NAME.pt holds (plain values and tensors)."""
-        return {"state_dict": model.state_dict(), "config": dict(self.config)}
-
-    def load_shipped(self, device):
-        """The shipped weights as the module `build` makes (for re-evaluation without training)."""
-        from backend.core.registry import load_checkpoint
-
-        payload, _ = load_checkpoint(self.name, map_location=device)
-        model = self.build(Context(0, Phase("load", 0), 0, 0, device, np.random.default_rng(0), None, 0))
-        model.load_state_dict(payload["state_dict"])
-        return model.to(device)
-
-    def extra_state(self) -> dict:
-        return {}
-
-    def load_extra_state(self, state: dict) -> None:
-        pass
-
-    def command(self, steps: int, seed: int) -> str:
-        return f"python -m backend.train {self.name} --steps {steps} --seed {seed}"
 
 
 # -- the loop ----------------------------------------------------------------------------------------
@@ -300,21 +175,23 @@ def _setup(recipe: Recipe, steps: int, device, seed: int, rank: int, world: int,
     return _Run(recipe, model, ema, opt, ctx, phases, sum(p.steps for p in phases))
 
 
-def train(recipe: Recipe, steps: int | None = None, device=None, seed: int = 0, resume: bool = False,
-          progress=None, save: bool = True) -> dict:
-    """Run the recipe's phases, evaluate, and (rank 0, `save`) write NAME.pt + NAME.json. Returns the card."""
+def _prepare(recipe: Recipe, steps: int, device, seed: int, resume: bool):
     rank, world = dist_info()
-    steps = int(steps or recipe.default_steps)
     st = load_train_state(recipe.name, map_location="cpu") if resume else None
     if st is not None and not (st.get("seed") == seed and st.get("config") == recipe.config and st["step"] <= steps):
         st = None  # another run's state: start afresh
     run = _setup(recipe, steps, device, seed, rank, world, at_step=st["step"] if st else 0)
     distributed = init_distributed(run.ctx.device)
-    p = as_progress(progress if rank == 0 else None)
     start = run.restore(st) if st else 0
+    return run, start, distributed
+
+
+def _loop(run: _Run, start: int, distributed: bool, progress, save: bool, steps: int,
+          deadline: float | None = None) -> int:
+    """Train from `start`; returns the step reached (before the end only when `deadline` passed)."""
+    recipe, rank = run.recipe, run.ctx.rank
     run.model.train()
-    module, current = None, -1
-    done = start
+    module, current, done = None, -1, start
     try:
         for step in range(start, run.total):
             index, run.ctx.phase_step = _phase_at(run.phases, step)
@@ -327,20 +204,56 @@ def train(recipe: Recipe, steps: int | None = None, device=None, seed: int = 0, 
                 _snapshot(run, done)
             if save and rank == 0 and done % recipe.save_every == 0:
                 save_train_state(recipe.name, run.state(done, steps))
-            p.update(done, run.total, f"{run.ctx.phase.name} loss {logs['loss']:.4f}")
+            progress.update(done, run.total, f"{run.ctx.phase.name} loss {logs['loss']:.4f}")
+            if deadline is not None and time.time() > deadline:
+                break
     except Cancelled:
         if save and rank == 0:
             save_train_state(recipe.name, run.state(done, steps))
         raise
-    if save and rank == 0 and run.total > start:
-        save_train_state(recipe.name, run.state(run.total, steps))
-    card = _finish(run, steps, seed, save) if rank == 0 else {}
+    if save and rank == 0 and done > start:
+        save_train_state(recipe.name, run.state(done, steps))
+    return done
+
+
+def train(recipe: Recipe, steps: int | None = None, device=None, seed: int = 0, resume: bool = False,
+          progress=None, save: bool = True) -> dict:
+    """Run the recipe's phases, evaluate, and (rank 0, `save`) write NAME.pt + NAME.json. Returns the card."""
+    steps = int(steps or recipe.default_steps)
+    run, start, distributed = _prepare(recipe, steps, device, seed, resume)
+    _loop(run, start, distributed, as_progress(progress if run.ctx.rank == 0 else None), save, steps)
+    card = _finish(run, steps, seed, save) if run.ctx.rank == 0 else {}
     if distributed:
         import torch.distributed as dist
 
         dist.barrier()
         dist.destroy_process_group()
     return card
+
+
+@dataclass
+class Fitted:
+    """What `fit` returns: the trained module (EMA / best snapshot when the recipe keeps them) and its log."""
+
+    model: Any
+    steps_done: int
+    steps_planned: int
+    losses: list
+    snapshots: list
+    wall_time_s: float
+
+
+def fit(recipe: Recipe, steps: int | None = None, device=None, seed: int = 0, progress=None,
+        max_seconds: float | None = None) -> Fitted:
+    """Train in memory (no files, no evaluation) and return the model: for live training on a page.
+    `max_seconds` ends training early (not an error); a cancel from `progress` raises `Cancelled`."""
+    steps = int(steps or recipe.default_steps)
+    run, start, _ = _prepare(recipe, steps, device, seed, resume=False)
+    deadline = time.time() + max_seconds if max_seconds else None
+    done = _loop(run, start, False, as_progress(progress), save=False, steps=steps, deadline=deadline)
+    run.total = done
+    model = _final_model(run)
+    return Fitted(model, done, steps, run.losses, run.snapshots, run.wall())
 
 
 def _log(run: _Run, step: int, logs: dict) -> None:
@@ -374,4 +287,4 @@ def _finish(run: _Run, steps: int, seed: int, save: bool) -> dict:
     return card.to_dict()
 
 
-__all__ = ["CHECKPOINT_DIR", "Context", "Phase", "Recipe", "dist_info", "reevaluate", "train"]
+__all__ = ["CHECKPOINT_DIR", "Context", "Fitted", "Phase", "Recipe", "dist_info", "fit", "reevaluate", "train"]

@@ -173,3 +173,13 @@ def test_toy_trains_under_torchrun_with_two_gloo_processes(tmp_path):
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["toy.json", "toy.pt"]
     card = json.loads((tmp_path / "ckpt" / "toy.json").read_text())
     assert card["metrics"]["mse"] < card["baselines"]["predict_zero"]
+
+
+def test_fit_trains_in_memory_and_stops_at_the_time_budget(tmp_dirs):
+    from backend.core.training import fit
+
+    out = fit(Toy(), steps=60, device="cpu", seed=0)
+    assert out.steps_done == 60 and Toy()._mse(out.model, 2) < 0.05
+    assert not (tmp_dirs / "ckpt").exists() and not (tmp_dirs / "runs").exists()  # nothing written
+    short = fit(Toy(), steps=60, device="cpu", seed=0, max_seconds=1e-9)
+    assert short.steps_done == 1 and short.steps_planned == 60
