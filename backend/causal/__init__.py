@@ -3,15 +3,18 @@
 Public API (kept stable; checks outside the UI call it):
 
     make_scm(adjacency, kind="linear", seed=0) -> SCM      # scm.sample(n, seed=..., intervene={j: v})
-    run_pipeline(adjacency, kind, observation, n_pairs, learner, method, max_seconds, seed, progress)
+    counterfactual(adjacency, kind, variable, value_sd) -> Counterfactual   # the same samples under do(Z_i = v)
+    run_pipeline(adjacency, kind, observation, n_pairs, learner, method, max_seconds, seed, progress) -> PipelineResult
     shd(true_adjacency, estimated) -> int
     representation(learner="dcrl", n=2000, seed=1) -> (codes, latents)   # for the Disentanglement page
+    load_learner(learner="dcrl", observation="vector", directory=None) -> (model, config, card)
 
 Method: Mamaghan, Dittadi, Bauer, Johansson, Quinzan, "Diffusion Based Causal Representation Learning",
 Entropy 2024 (arXiv:2311.05421), on the weakly supervised setting of ILCM (Brehmer et al., NeurIPS 2022).
 This is a CPU-sized re-implementation; its numbers are not comparable with the paper's.
 """
 
+from backend.causal.counterfactual import Counterfactual, counterfactual, to_dot
 from backend.causal.data import (
     FACTORS,
     KINDS,
@@ -28,19 +31,15 @@ from backend.causal.data import (
     template,
     validate_adjacency,
 )
+from backend.causal.discovery import METHODS
+from backend.causal.learner import LEARNERS, load_learner, shipped_available, uses_shipped
 from backend.causal.metrics import compare_edges, cpdag, dci, edge_scores, mcc, shd, sid
-from backend.causal.pipeline import (
-    LEARNERS,
-    PipelineResult,
-    load_learner,
-    representation,
-    run_pipeline,
-    shipped_available,
-)
+from backend.causal.pipeline import LABELS, PipelineResult, representation, run_pipeline
 
 __all__ = [
-    "FACTORS", "KINDS", "LEARNERS", "MAX_NODES", "OBSERVATIONS", "SCM", "TEMPLATES", "PipelineResult",
-    "compare_edges", "cpdag", "dci", "default_adjacency", "descendants", "edge_scores", "load_learner",
-    "make_scm", "mcc", "node_names", "observe", "render", "representation", "run_pipeline", "shd",
-    "shipped_available", "sid", "template", "validate_adjacency",
+    "FACTORS", "KINDS", "LABELS", "LEARNERS", "MAX_NODES", "METHODS", "OBSERVATIONS", "SCM", "TEMPLATES",
+    "Counterfactual", "PipelineResult", "compare_edges", "counterfactual", "cpdag", "dci", "default_adjacency",
+    "descendants", "edge_scores", "load_learner", "make_scm", "mcc", "node_names", "observe", "render",
+    "representation", "run_pipeline", "shd", "shipped_available", "sid", "template", "to_dot", "uses_shipped",
+    "validate_adjacency",
 ]

@@ -10,9 +10,9 @@ import numpy as np
 
 
 def run(quick: bool = False) -> list[dict]:
+    from backend.causal import LEARNERS, run_pipeline, shipped_available
     from backend.causal import data as D
     from backend.causal import discovery as DI
-    from backend.causal.pipeline import LEARNERS, run_pipeline, shipped_available
 
     rows = []
     n = 1000 if quick else 5000
