@@ -24,6 +24,8 @@ from backend.causal.data import (
     TEMPLATES,
     default_adjacency,
     descendants,
+    edge_list,
+    from_edge_list,
     make_scm,
     node_names,
     observe,
@@ -39,7 +41,7 @@ from backend.causal.pipeline import LABELS, PipelineResult, representation, run_
 __all__ = [
     "FACTORS", "KINDS", "LABELS", "LEARNERS", "MAX_NODES", "METHODS", "OBSERVATIONS", "SCM", "TEMPLATES",
     "Counterfactual", "PipelineResult", "compare_edges", "counterfactual", "cpdag", "dci", "default_adjacency",
-    "descendants", "edge_scores", "load_learner", "make_scm", "mcc", "node_names", "observe", "render",
-    "representation", "run_pipeline", "shd", "shipped_available", "sid", "template", "to_dot", "uses_shipped",
-    "validate_adjacency",
+    "descendants", "edge_list", "edge_scores", "from_edge_list", "load_learner", "make_scm", "mcc", "node_names",
+    "observe", "render", "representation", "run_pipeline", "shd", "shipped_available", "sid", "template", "to_dot",
+    "uses_shipped", "validate_adjacency",
 ]

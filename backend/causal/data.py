@@ -63,6 +63,23 @@ def default_adjacency() -> np.ndarray:
     return template("random", 5, seed=DEFAULT_GRAPH_SEED)
 
 
+def edge_list(adjacency) -> list[str]:
+    """Edges as "Zi→Zj" labels (the page's edge editor)."""
+    names = node_names(len(adjacency))
+    return [f"{names[i]}→{names[j]}" for i, j in zip(*np.nonzero(np.asarray(adjacency)))]
+
+
+def from_edge_list(d: int, edges: list[str]) -> np.ndarray:
+    """Adjacency (int (d,d)) from "Zi→Zj" labels; labels naming other nodes are ignored."""
+    names = node_names(d)
+    a = np.zeros((d, d), int)
+    for e in edges:
+        src, _, dst = e.partition("→")
+        if src in names and dst in names:
+            a[names.index(src), names.index(dst)] = 1
+    return a
+
+
 def topological_order(adjacency) -> list[int]:
     """Kahn's algorithm; ValueError naming a cycle's nodes when there is none."""
     a = np.asarray(adjacency)

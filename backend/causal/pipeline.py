@@ -25,6 +25,7 @@ from backend.causal.learner import (
     checkpoint_name,
     default_scm,
     encode,
+    is_default,
     load_learner,
     uses_shipped,
 )
@@ -159,7 +160,7 @@ def run_pipeline(adjacency=None, kind: str = "linear", observation: str = "vecto
     prog.update(2, 4, "matching learned and true variables and discovering the graph")
     res = score(a, scm, test, codes, learner, method, alpha, use_interventions, with_dci, seed)
     res.shipped, res.train_info, res.timings = shipped, train_info, {**timings, **res.timings}
-    if compare and learner != "oracle" and shipped:
+    if compare and is_default(a, kind, scm_seed):
         res.comparison = compare_learners(res, scm, test, observation, method, alpha, use_interventions, seed)
     res.timings["total_s"] = time.time() - t_start
     prog.update(4, 4, "done")
