@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from backend.cells.model import DEFAULT_STEPS, NBAutoencoder, VelocityNet, integrate, nb_csr, sample_nb
+from backend.cells.autoencoder import NBAutoencoder, nb_csr, sample_nb
+from backend.cells.flow import DEFAULT_STEPS, VelocityNet, integrate
 from backend.cells.threads import one_thread
 from backend.core.cache import LockedModel, cached
 from backend.core.device import get_device
@@ -49,6 +50,7 @@ class CellsModel(LockedModel):
         self.log_theta_type = None if lt is None else torch.as_tensor(lt).float()
         self.reference = payload.get("reference")
         self.split = payload.get("split")
+        self.evaluation = payload.get("evaluation") or {}  # the held-out evaluation's detail (shipped models)
         self.card = card or {}
         self.name = payload.get("name", "uploaded")
 
@@ -225,6 +227,12 @@ def load_model(name: str = "pbmc68k", device: str | None = None) -> CellsModel:
     dev = get_device(device)
     payload, card = load_checkpoint(CHECKPOINTS[name], map_location="cpu")
     return CellsModel(payload, device=dev, card=card)
+
+
+def shipped_evaluation(name: str = "pbmc68k") -> dict:
+    """The shipped model's held-out evaluation detail (validation rows, per-type table, guidance sweep,
+    augmentation, reference numbers): the checkpoint's "evaluation" entry, beside its slim card."""
+    return load_model(name).evaluation
 
 
 def load_model_bytes(data) -> CellsModel:

@@ -225,3 +225,14 @@ def read_h5ad_counts(data):
                          f"2 to {MAX_CATEGORIES} values and no missing entries. Add such a column (e.g. cell type) and "
                          "upload again.")
     return adata, cols
+
+
+def split_real(model, real):
+    """(train, test) AnnData of the real cells the model was trained on / never saw (from `model.split`)."""
+    sp = getattr(model, "split", None) or {}
+    if "train" in sp:
+        tr, te = np.asarray(sp["train"]), np.asarray(sp["test"])
+        return real[tr].copy(), real[te].copy()
+    if "train_obs" in sp:
+        return real[list(sp["train_obs"])].copy(), real[list(sp["test_obs"])].copy()
+    raise ValueError("This model does not record which cells it was trained on; retrain it to evaluate.")

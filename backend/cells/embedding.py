@@ -1,4 +1,4 @@
-"""A 2-D map of real cells (UMAP of 30 PCs, fit once) and the placement of generated cells on it.
+"""A 2-D map of real cells (UMAP of 30 PCs, fit once) and the placement of new cells on it.
 
 Placement options: `knn` (deterministic: distance-weighted mean of the map positions of the 15 nearest real
 cells in PC space; instant, labelled "approximate"), `umap` (umap-learn's `transform` of all generated cells in
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -81,64 +82,95 @@ def fit_reference(real, n_pcs: int = 30, seed: int = 0, method: str = "umap") ->
             "method": method, "seed": int(seed)}
 
 
-class Embedding:
-    """The map of real cells and placement of new cells on it (thread-safe lazy UMAP model)."""
+@dataclass(frozen=True)
+class ReferenceMap:
+    """The map of real cells: PCA mean and components, the real cells' PCs and 2-D coordinates, all read-only.
 
-    def __init__(self, ref: dict):
-        self.mean = np.asarray(ref["mean"], np.float32)
-        self.components = np.asarray(ref["components"], np.float32)
-        self.pcs = np.asarray(ref["pcs"], np.float32)
-        self.coords = np.asarray(ref["coords"], np.float32)
-        self.obs_names = list(ref["obs_names"])
-        self.method = ref.get("method", "umap")
-        self.seed = int(ref.get("seed", 0))
-        self._umap = None
-        self._lock = threading.Lock()
-        self._nn = None
+    No call changes it: placement returns new arrays (`place_cells`). The UMAP model that `transform` needs is
+    fit once on first use and kept in `_caches` (a cache beside the map; the stored coordinates stay as they are).
+    """
+
+    mean: np.ndarray
+    components: np.ndarray
+    pcs: np.ndarray
+    coords: np.ndarray
+    obs_names: tuple
+    method: str = "umap"
+    seed: int = 0
+    _caches: dict = field(default_factory=dict, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def __post_init__(self):
+        for name in ("mean", "components", "pcs", "coords"):
+            a = np.array(getattr(self, name), dtype=np.float32)  # a private copy, then frozen
+            a.setflags(write=False)
+            object.__setattr__(self, name, a)
+        object.__setattr__(self, "obs_names", tuple(self.obs_names))
 
     @classmethod
-    def from_real(cls, real, method: str = "pca", seed: int = 0) -> Embedding:
-        return cls(fit_reference(real, seed=seed, method=method))
+    def from_stored(cls, ref: dict) -> ReferenceMap:
+        return cls(ref["mean"], ref["components"], ref["pcs"], ref["coords"], ref["obs_names"],
+                   ref.get("method", "umap"), int(ref.get("seed", 0)))
+
+    @classmethod
+    def from_real(cls, real, method: str = "pca", seed: int = 0) -> ReferenceMap:
+        return cls.from_stored(fit_reference(real, seed=seed, method=method))
 
     def project(self, counts) -> np.ndarray:
+        """PCs of new cells with the real cells' mean and components."""
         return _pcs(counts, self.mean, self.components)
 
-    @one_thread
-    def place(self, counts, how: str = "knn", k: int = 15) -> np.ndarray:
-        """Map coordinates of new cells: 'knn' (approximate, deterministic) or 'umap' (transform, one batch)."""
-        if how == "knn":
-            return self.place_knn(self.project(counts), k)
-        if how == "umap":
-            if self.method != "umap":
-                raise ValueError("The map of real cells is a PCA view; compute the UMAP first to use UMAP transform.")
-            return self.umap_model().transform(self.project(counts)).astype(np.float32)
-        raise ValueError(f"Unknown placement {how!r}; use 'knn' or 'umap'.")
-
-    def place_knn(self, pcs: np.ndarray, k: int = 15) -> np.ndarray:
-        from sklearn.neighbors import NearestNeighbors
-
-        with self._lock:
-            if self._nn is None:
-                self._nn = NearestNeighbors(n_neighbors=min(k, len(self.pcs))).fit(self.pcs)
-        d, idx = self._nn.kneighbors(pcs, n_neighbors=min(k, len(self.pcs)))
+    def knn_positions(self, pcs: np.ndarray, k: int = 15) -> np.ndarray:
+        """Distance-weighted mean map position of the k nearest real cells in PC space."""
+        nn = self._cached("knn", lambda: _neighbours(self.pcs, k))
+        d, idx = nn.kneighbors(pcs, n_neighbors=min(k, len(self.pcs)))
         w = 1.0 / np.maximum(d, 1e-6)
         w /= w.sum(1, keepdims=True)
         return (self.coords[idx] * w[..., None]).sum(1).astype(np.float32)
 
-    def umap_model(self):
-        """The UMAP fit on the real PCs (same seed as the stored map, so positions agree); built once."""
-        with self._lock:
-            if self._umap is None:
-                self._umap = fit_umap(self.pcs, self.seed)
-                self.coords = self._umap.embedding_.astype(np.float32)
-            return self._umap
+    def umap_positions(self, pcs: np.ndarray) -> np.ndarray:
+        """umap-learn's transform on the UMAP fit on the real PCs (same seed as the stored map)."""
+        if self.method != "umap":
+            raise ValueError("The map of real cells is a PCA view; compute the UMAP first to use UMAP transform.")
+        model = self._cached("umap", lambda: fit_umap(self.pcs, self.seed))
+        with self._lock:  # pynndescent prepares its search graph on the first query
+            return model.transform(pcs).astype(np.float32)
 
-    @one_thread
-    def joint(self, counts, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """A fresh UMAP of real + generated cells together: (real coords, generated coords)."""
-        g = self.project(counts)
-        emb = fit_umap(np.concatenate([self.pcs, g]), seed).embedding_.astype(np.float32)
-        return emb[: len(self.pcs)], emb[len(self.pcs):]
+    def _cached(self, key: str, build):
+        with self._lock:
+            if key not in self._caches:
+                self._caches[key] = build()
+            return self._caches[key]
+
+
+def _neighbours(pcs: np.ndarray, k: int):
+    from sklearn.neighbors import NearestNeighbors
+
+    return NearestNeighbors(n_neighbors=min(k, len(pcs))).fit(pcs)
+
+
+@one_thread
+def place_cells(reference: ReferenceMap, cells, how: str = "knn", seed: int = 0):
+    """New cells placed on the reference map, in the manner of `scanpy.tl.ingest`: a copy of `cells` with
+    `obsm["X_umap"]` (map positions) and `obsm["X_pca"]` (PCs in the reference's space); the reference is
+    left as it is. how: 'knn' (approximate, deterministic), 'umap' (transform, one batch) or 'joint' (a fresh
+    UMAP of real + new cells; the real cells' positions in that layout go to `uns["reference_umap"]`)."""
+    out = cells.copy()
+    pcs = reference.project(cells.X)
+    if how == "knn":
+        pos = reference.knn_positions(pcs)
+    elif how == "umap":
+        pos = reference.umap_positions(pcs)
+    elif how == "joint":
+        emb = fit_umap(np.concatenate([reference.pcs, pcs]), seed).embedding_.astype(np.float32)
+        pos = emb[len(reference.pcs):]
+        out.uns["reference_umap"] = emb[: len(reference.pcs)]
+    else:
+        raise ValueError(f"Unknown placement {how!r}; use 'knn', 'umap' or 'joint'.")
+    out.obsm["X_pca"] = pcs
+    out.obsm["X_umap"] = pos
+    out.uns["placement"] = how
+    return out
 
 
 def warm_umap(seed: int = 0) -> float:

@@ -3,8 +3,8 @@ a PCA space fit on real held-out cells (normalize_total 1e4, log1p, 30 PCs; gene
 with the *real* mean and components), per-cell-type 2-Wasserstein (exact OT, uniform weights), RBF-MMD
 (biased MMD^2 with a sum of RBF kernels, sigma in {0.01, 0.1, 1, 10, 100}) and a 5-NN real-vs-generated
 macro-F1 (leave-one-out on the pooled cells; ~0.5 = indistinguishable),
-averaged over types. Plus the per-gene negative-binomial baseline, count-realism statistics, a rare-type
-augmentation experiment and a simple top-genes test for selections.
+averaged over types. Plus the per-gene negative-binomial baseline, real reference cells and count-realism
+statistics.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ class PCASpace:
         return (x - self.mean) @ self.components.T
 
 
-def _align(real, gen):
+def align_genes(real, gen):
     """gen's counts over real's genes (ValueError if genes are missing)."""
     if list(gen.var_names) == list(real.var_names):
         return gen.X
@@ -149,7 +149,7 @@ def evaluate(real, gen, by: str | None = "cell_type", n_pcs: int = 30, min_cells
     if real.n_obs < 2 or gen.n_obs < 2:
         raise ValueError("Evaluation needs at least 2 real and 2 generated cells.")
     space = PCASpace(real.X, n_pcs)
-    rp, gp = space.real, space.project(_align(real, gen))
+    rp, gp = space.real, space.project(align_genes(real, gen))
     if by is None or by not in real.obs or by not in gen.obs:
         groups_r = np.array(["all"] * real.n_obs)
         groups_g = np.array(["all"] * gen.n_obs)
@@ -203,7 +203,7 @@ class NBBaseline:
         self.all = (np.asarray(x.mean(0)).ravel(), None)
 
     def sample(self, labels, seed: int = 0) -> np.ndarray:
-        from backend.cells.model import sample_nb
+        from backend.cells.autoencoder import sample_nb
 
         rng = np.random.default_rng(seed)
         labels = np.asarray(labels).astype(str)
@@ -248,55 +248,6 @@ def reference_cells(train, labels, by: str, seed: int = 0, cap: bool = False):
     return train[np.concatenate(pick) if pick else np.zeros(0, int)]
 
 
-def compare_to_baseline(model, train, test, by: str = "cell_type", replicates=(0, 1, 2), steps: int | None = None,
-                        guidance=None) -> dict:
-    """CFGen vs the NB baseline on held-out `test`: as many generated cells per type as held-out cells,
-    over several generation seeds; means with standard errors, and a per-type table (list of dicts)."""
-    res = {"cfgen": [], "baseline": [], "real_train": []}
-    per = []
-    labels = test.obs[by].astype(str)
-    for r in replicates:
-        res["real_train"].append(evaluate(test, reference_cells(train, labels.to_numpy(), by, seed=r), by=by))
-        gen = model.generate(len(test), conditions=pd.DataFrame({by: labels.to_numpy()}), seed=r, steps=steps,
-                             guidance=guidance)
-        e1 = evaluate(test, gen, by=by)
-        e2 = evaluate(test, baseline_cells(train, labels.to_numpy(), by, seed=r), by=by)
-        res["cfgen"].append(e1)
-        res["baseline"].append(e2)
-        a = e1["per_type"].set_index("type").add_prefix("cfgen_")
-        b = e2["per_type"].set_index("type")[["w2", "rbf_mmd", "knn_f1", "centroid_offset", "spread_ratio"]].add_prefix(
-            "nb_")
-        per.append(a.join(b))
-    out = {}
-    for k, lst in res.items():
-        d = {}
-        for m in ("w2", "rbf_mmd", "knn_f1", "spread_ratio", "w2_large", "rbf_mmd_large"):
-            v = np.array([e[m] for e in lst])
-            d[m] = float(v.mean())
-            d[m + "_sem"] = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
-        out[k] = d
-    table = pd.concat(per).groupby(level=0, sort=False).mean().reset_index()
-    table = table.rename(columns={"cfgen_n_real": "n_real"}).drop(columns=["cfgen_n_gen"])
-    table = table.round(4).astype(object).where(table.notna(), None)  # NaN -> null in the JSON card
-    out["per_type"] = table.to_dict(orient="records")
-    return out
-
-
-@one_thread
-def guidance_sweep(model, test, by: str = "cell_type", weights=(0.0, 0.5, 1.0, 1.5, 2.0), replicates=(0, 1, 2),
-                   steps: int | None = None) -> list[dict]:
-    """Held-out W2 / RBF-MMD / 5-NN F1 of CFGen for several guidance weights (informative; not used to pick
-    the headline setting, which is chosen on a validation split of the training cells: train.select_on_validation)."""
-    labels = test.obs[by].astype(str).to_numpy()
-    rows = []
-    for w in weights:
-        es = [evaluate(test, model.generate(len(test), conditions=pd.DataFrame({by: labels}), seed=r, steps=steps,
-                                            guidance=w), by=by) for r in replicates]
-        rows.append({"guidance": float(w), **{m: float(np.mean([e[m] for e in es])) for m in ("w2", "rbf_mmd",
-                                                                                              "knn_f1")}})
-    return rows
-
-
 # --- count realism --------------------------------------------------------------------------------------
 
 
@@ -310,92 +261,3 @@ def count_stats(adata) -> pd.DataFrame:
     var = np.asarray(x.multiply(x).mean(0)).ravel() - mean**2
     zeros = 1.0 - np.asarray((x > 0).sum(0)).ravel() / n
     return pd.DataFrame({"gene": list(adata.var_names), "mean": mean, "var": np.maximum(var, 0), "zero_frac": zeros})
-
-
-# --- augmentation --------------------------------------------------------------------------------------
-
-
-def rare_types(labels, n: int = 3) -> list[str]:
-    vc = pd.Series(np.asarray(labels).astype(str)).value_counts()
-    return list(vc.index[::-1][:n])
-
-
-@one_thread
-def augmentation_experiment(model, train, test, by: str = "cell_type", rare=None, target: int = 60,
-                            seeds=(0, 1, 2), n_pcs: int = 30, guidance=None) -> dict:
-    """Logistic regression on PCs (fit on real training cells) trained on real training cells with and without
-    generated cells for the rare types (topped up to `target` cells each), scored by per-class F1 on real
-    held-out cells; averaged over generation seeds."""
-    import anndata as ad
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import balanced_accuracy_score, f1_score
-
-    rare = list(rare) if rare is not None else rare_types(train.obs[by], 3)
-    ytr = train.obs[by].astype(str).to_numpy()
-    yte = test.obs[by].astype(str).to_numpy()
-    classes = sorted(set(ytr))
-    space = PCASpace(train.X, n_pcs)
-    xtr, xte = space.real, space.project(test.X)
-
-    def score(x, y):
-        clf = LogisticRegression(max_iter=2000, C=1.0).fit(x, y)
-        pred = clf.predict(xte)
-        f1 = f1_score(yte, pred, labels=classes, average=None, zero_division=0)
-        return dict(zip(classes, f1)), float(f1_score(yte, pred, labels=classes, average="macro", zero_division=0)), \
-            float(balanced_accuracy_score(yte, pred))
-
-    base_f1, base_macro, base_bal = score(xtr, ytr)
-    runs = []
-    for s in seeds:
-        need = {t: max(0, target - int((ytr == t).sum())) for t in rare}
-        labels = np.concatenate([[t] * k for t, k in need.items() if k > 0]) if any(need.values()) else []
-        if len(labels) == 0:
-            runs.append(score(xtr, ytr))
-            continue
-        gen = model.generate(len(labels), conditions=pd.DataFrame({by: labels}), seed=1000 + s, guidance=guidance)
-        gen = ad.AnnData(X=_align(train, gen), obs=gen.obs)
-        xg = space.project(gen.X)
-        runs.append(score(np.concatenate([xtr, xg]), np.concatenate([ytr, labels])))
-    rows = []
-    for c in classes:
-        aug = [r[0][c] for r in runs]
-        rows.append({"type": c, "rare": c in rare, "n_train": int((ytr == c).sum()), "n_test": int((yte == c).sum()),
-                     "f1_real_only": round(base_f1[c], 4), "f1_augmented": round(float(np.mean(aug)), 4),
-                     "f1_augmented_sd": round(float(np.std(aug)), 4),
-                     "delta": round(float(np.mean(aug)) - base_f1[c], 4)})
-    rare_rows = [r for r in rows if r["rare"]]
-    summary = {
-        "rare_f1_real_only": float(np.mean([r["f1_real_only"] for r in rare_rows])),
-        "rare_f1_augmented": float(np.mean([r["f1_augmented"] for r in rare_rows])),
-        "macro_f1_real_only": base_macro, "macro_f1_augmented": float(np.mean([r[1] for r in runs])),
-        "balanced_acc_real_only": base_bal, "balanced_acc_augmented": float(np.mean([r[2] for r in runs])),
-    }
-    return {"rare": rare, "target_per_rare_type": target, "seeds": list(seeds), "per_type": rows, "summary": summary,
-            "note": f"one fixed split: {len(yte)} held-out real cells; rare types have only "
-                    f"{', '.join(str(int((yte == t).sum())) for t in rare)} held-out cells, so per-type F1 moves in "
-                    "large steps"}
-
-
-# --- selections ------------------------------------------------------------------------------------------
-
-
-@one_thread
-def top_genes(adata, selected: np.ndarray, n: int = 10) -> pd.DataFrame:
-    """Welch t-test of log-normalised expression, selected cells vs the rest (as cellxgene), top `n` by t,
-    with Bonferroni-corrected p-values and log2 fold change."""
-    from scipy import stats
-
-    selected = np.asarray(selected, bool)
-    if selected.sum() < 2 or (~selected).sum() < 2:
-        raise ValueError("Select at least 2 cells (and leave at least 2 outside the selection) to rank genes.")
-    x = log_normalize(adata.X).toarray()
-    a, b = x[selected], x[~selected]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t, p = stats.ttest_ind(a, b, equal_var=False)
-    t = np.nan_to_num(t, nan=0.0)
-    p = np.nan_to_num(p, nan=1.0)
-    lfc = np.log2(np.expm1(a).mean(0) + 1e-9) - np.log2(np.expm1(b).mean(0) + 1e-9)
-    order = np.argsort(-t)[:n]
-    return pd.DataFrame({"gene": np.asarray(adata.var_names)[order], "t": t[order].round(2),
-                         "log2_fc": lfc[order].round(2), "p_adj": np.minimum(p[order] * x.shape[1], 1.0),
-                         "mean_selected": a.mean(0)[order].round(3), "mean_rest": b.mean(0)[order].round(3)})
