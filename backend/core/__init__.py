@@ -3,6 +3,7 @@
 from backend.core.cache import cached, clear_cache
 from backend.core.cards import CardError, ModelCard, Target
 from backend.core.device import configure_threads, device_info, get_device
+from backend.core.media import gif_bytes, png_bytes, upscale, webm_bytes
 from backend.core.progress import Cancelled, Progress, as_progress
 from backend.core.registry import (
     CHECKPOINT_DIR,
@@ -36,6 +37,10 @@ __all__ = [
     "configure_threads",
     "device_info",
     "get_device",
+    "gif_bytes",
+    "png_bytes",
+    "upscale",
+    "webm_bytes",
     "list_checkpoints",
     "load_checkpoint",
     "load_train_state",
