@@ -1,4 +1,12 @@
-"""Public face of the slots domain: load a trained model, segment images, match slots to objects."""
+"""Public face of the slots domain: load a shipped model, and one call per page request.
+
+- `load_model(variant)`: the shipped `SlotModel`, with the readout its checkpoint chose on validation scenes.
+- `segment_scenes(...) -> SceneReport`: generated scenes, their segmentation, per-scene scores, the posterior
+  readout and the checkpoint's held-out report.
+- `segment_upload(...) -> UploadSegmentation`: a user's image, segmented.
+- `dataset_metrics(...) -> DatasetScores`: per-scene scores of the model, its posterior readout, k-means and the
+  true-coverage references on the same held-out scenes.
+"""
 
 from __future__ import annotations
 
@@ -7,295 +15,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from backend.core import cached, get_device, load_checkpoint
-from backend.core.cache import LockedModel
+from backend.slots.inference import Segmentation, SlotModel, posterior_masks
+from backend.slots.report import SlotsReport, checkpoint_name, model_report
 
-CHECKPOINTS = {"sprites": "slots-sprites", "textured": "slots-textured"}
-MAX_SLOTS = 10
-MAX_ITERS = 10
-MAX_PASSES = 16
+MAX_SCENES = 256
 
 
-@dataclass
-class Segmentation:
-    masks: np.ndarray  # float32 (N,K,H,W), sums to 1 over K, at the input size
-    recon: np.ndarray  # uint8 (N,H,W,3)
-    slot_recons: np.ndarray  # uint8 (N,K,H,W,3): each slot's RGB times its mask
-    slots: np.ndarray  # float32 (N,K,D)
-    attn: np.ndarray  # float32 (N,K,H,W): the last iteration's attention (softmax over slots)
-    slot_rgbs: np.ndarray  # uint8 (N,K,H,W,3): each slot's RGB before masking
-    merged_into: np.ndarray | None = None  # int (N,K): the slot each slot was merged into (itself when kept)
-
-    @property
-    def labels(self) -> np.ndarray:
-        """Hard segmentation (N,H,W): argmax over slots."""
-        return self.masks.argmax(1)
-
-    def scene(self, i: int) -> Segmentation:
-        """Image i alone, as a one-image Segmentation."""
-        return Segmentation(**{k: None if v is None else v[i : i + 1] for k, v in vars(self).items()})
-
-
-def merge_duplicate_slots(masks: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray]:
-    """Merge slots that describe the same thing: per image, slots whose masks have cosine similarity above `tau`
-    (transitively) become one, held by the lowest-numbered of them; the others' masks become zero. Slot Attention
-    sends spare slots to the same entity (on a plain background two or three identical slots share it at about 1/2
-    or 1/3 each, and the argmax between them is speckle). Distinct objects have nearly disjoint masks (similarity
-    near 0), so they are not merged.
-
-    The merged slot's mask is its strongest member's at each pixel, and every pixel's masks are then renormalised to
-    sum to 1: each pixel keeps the slot that won it, renamed to its group (the argmax is `into[argmax]` of the
-    input). Summing the members instead would let a background split over duplicates outvote an object on its edge
-    pixels, which no single duplicate wins. masks (N,K,H,W) summing to 1 over K -> (merged masks, the slot each slot
-    went into (N,K))."""
-    from scipy.sparse.csgraph import connected_components
-
-    m = np.asarray(masks, np.float32)
-    n, k = m.shape[:2]
-    flat = m.reshape(n, k, -1).astype(np.float64)
-    unit = flat / np.maximum(np.linalg.norm(flat, axis=2, keepdims=True), 1e-12)
-    sim = unit @ unit.transpose(0, 2, 1)  # (N,K,K)
-    into = np.tile(np.arange(k), (n, 1))
-    out = m.copy()
-    for i in range(n):
-        n_groups, group = connected_components(sim[i] > tau, directed=False)
-        if n_groups == k:
-            continue  # nothing to merge
-        first = {g: j for j, g in reversed(list(enumerate(group)))}  # each group's lowest-numbered slot
-        into[i] = [first[g] for g in group]
-        out[i] = 0
-        np.maximum.at(out[i], into[i], m[i])
-        out[i] /= np.maximum(out[i].sum(0, keepdims=True), 1e-12)
-    return out, into
-
-
-def to_model_input(images, resolution: int) -> np.ndarray:
-    """uint8 (N,H,W,3) / (H,W,3) of any size -> uint8 (N,R,R,3) by area resampling."""
-    import cv2
-
-    a = np.asarray(images)
-    if a.ndim == 3:
-        a = a[None]
-    if a.ndim != 4 or a.shape[-1] != 3:
-        raise ValueError(f"Images must be RGB arrays (N,H,W,3); got shape {a.shape}.")
-    if a.shape[1] < 1 or a.shape[2] < 1:
-        raise ValueError("Images must be at least 1×1 pixel.")
-    if a.dtype != np.uint8:
-        a = np.clip(a, 0, 255).astype(np.uint8)
-    if a.shape[1:3] == (resolution, resolution):
-        return a
-    out = np.empty((len(a), resolution, resolution, 3), np.uint8)
-    for i, im in enumerate(a):
-        shrink = im.shape[0] > resolution or im.shape[1] > resolution
-        interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-        out[i] = cv2.resize(im, (resolution, resolution), interpolation=interp)
-    return out
-
-
-def _resize_stack(x: np.ndarray, h: int, w: int, nearest: bool) -> np.ndarray:
-    """Resize (..., r, r[, C]) float/uint8 maps to (..., h, w[, C]) with OpenCV."""
-    import cv2
-
-    lead = x.shape[:2]
-    r = x.shape[2]
-    interp = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
-    flat = x.reshape(-1, r, r, *x.shape[4:])
-    out = np.stack([cv2.resize(m, (w, h), interpolation=interp) for m in flat])
-    return out.reshape(*lead, h, w, *x.shape[4:])
-
-
-class SlotModel(LockedModel):
-    """A trained Slot Attention autoencoder with a numpy-in, numpy-out `segment`."""
-
-    def __init__(self, net, device, name: str = "", card: dict | None = None, iters: int | None = None,
-                 merge: float | None = None):
-        super().__init__()
-        self.net, self.device, self.name, self.card = net.eval(), device, name, card or {}
-        self._iters = iters  # attention iterations at inference (default: the training's)
-        self.merge = merge  # duplicate-slot merging threshold at inference (None: off)
-
-    @property
-    def resolution(self) -> int:
-        return self.net.resolution
-
-    @property
-    def num_slots(self) -> int:
-        return int(self.net.config["num_slots"])
-
-    @property
-    def iters(self) -> int:
-        """Attention iterations `segment` uses by default: the checkpoint's `test_iters` (chosen on validation
-        scenes after training) or else the number it was trained with."""
-        return int(self._iters or self.net.config["iters"])
-
-    def segment(self, images, num_slots: int | None = None, iters: int | None = None, seed: int = 0,
-                batch_size: int = 128, merge: float | bool | None = None, passes: int = 1) -> Segmentation:
-        """Segment uint8 RGB images of any size; outputs come back at the input H×W.
-
-        `num_slots` and `iters` may differ from training (Slot Attention allows both at test time).
-        The slot initialisation noise is drawn from `seed`, so the same call gives the same answer.
-        `merge`: duplicate slots are merged (`merge_duplicate_slots`) at this mask-similarity threshold; None uses
-        the model's (the checkpoint's `merge_tau`, chosen on validation scenes), False turns merging off.
-        `passes`: test-time averaging. Pass j segments the image (mirrored left-right when j is odd) with the slot
-        initialisation of seed `seed + j // 2`; each pass's slots are matched to the first pass's by their masks
-        (Hungarian, cosine similarity) and the alpha masks, slot colours and attention are averaged, then merged
-        again. The masks stay the decoder's alpha masks, averaged; `slots` are the first pass's. Costs `passes`
-        times one pass.
-        """
-        a = np.asarray(images)
-        if a.ndim == 3:
-            a = a[None]
-        if a.ndim != 4 or a.shape[-1] != 3:
-            raise ValueError(f"Images must be RGB arrays (N,H,W,3); got shape {a.shape}.")
-        k = int(self.num_slots if num_slots is None else num_slots)
-        it = int(self.iters if iters is None else iters)
-        if not 1 <= k <= MAX_SLOTS:
-            raise ValueError(f"The number of slots must be between 1 and {MAX_SLOTS}; got {k}.")
-        if not 1 <= it <= MAX_ITERS:
-            raise ValueError(f"The number of iterations must be between 1 and {MAX_ITERS}; got {it}.")
-        if isinstance(passes, bool) or not isinstance(passes, (int, np.integer)) or not 1 <= passes <= MAX_PASSES:
-            raise ValueError(f"The number of passes must be a whole number from 1 to {MAX_PASSES}; got {passes!r}.")
-        tau = self.merge if merge is None or merge is True else (None if merge is False else float(merge))
-        if tau is not None and not 0.0 < tau <= 1.0:
-            raise ValueError(f"The merge threshold must be in (0, 1]; got {tau}.")
-        h, w = a.shape[1:3]
-        r = self.resolution
-        x = to_model_input(a, r)
-        runs = [self._pass(x, k, it, int(seed) + j // 2, j % 2 == 1, tau, batch_size) for j in range(int(passes))]
-        masks, rgbs, attn, recon, slots, into = runs[0]
-        if len(runs) > 1:
-            masks, rgbs, attn, recon = _average_passes(runs)
-            if tau is not None:
-                masks, rgbs, attn, into = _apply_merge(masks, rgbs, attn, tau)
-        if (h, w) != (r, r):
-            masks = _resize_stack(masks, h, w, nearest=False)
-            masks = np.clip(masks, 0, None)
-            masks /= np.maximum(masks.sum(1, keepdims=True), 1e-8)
-            attn = _resize_stack(attn, h, w, nearest=False)
-            recon = _resize_stack(recon[:, None], h, w, nearest=False)[:, 0]
-            rgbs = _resize_stack(rgbs, h, w, nearest=False)
-        to8 = lambda t: np.clip(np.rint((t + 1) * 127.5), 0, 255).astype(np.uint8)  # noqa: E731
-        slot_recons = to8(rgbs * masks[..., None] + (masks[..., None] - 1))  # masked, black elsewhere
-        return Segmentation(masks=masks.astype(np.float32), recon=to8(recon), slot_recons=slot_recons,
-                            slots=slots, attn=attn.astype(np.float32), slot_rgbs=to8(rgbs), merged_into=into)
-
-    def _pass(self, x: np.ndarray, k: int, it: int, seed: int, mirror: bool, tau: float | None, batch_size: int):
-        """One forward pass over uint8 (N,R,R,3) model inputs -> masks (N,K,R,R), rgbs (N,K,R,R,3) and recon
-        (N,R,R,3) in [-1,1], attn (N,K,R,R), slots (N,K,D), merged_into (N,K) or None; merged at `tau` and, for a
-        mirrored pass, mirrored back."""
-        import torch
-
-        if mirror:
-            x = np.ascontiguousarray(x[:, :, ::-1])
-        outs = {"masks": [], "recon": [], "rgbs": [], "slots": [], "attn": []}
-        with self.lock, torch.inference_mode():
-            gen = torch.Generator(device="cpu").manual_seed(int(seed))
-            for s in range(0, len(x), batch_size):
-                xb = torch.from_numpy(x[s:s + batch_size]).permute(0, 3, 1, 2).float().div(127.5).sub(1)
-                noise = torch.randn(len(xb), k, self.net.config["slot_dim"], generator=gen)
-                o = self.net(xb.to(self.device), num_slots=k, iters=it, noise=noise.to(self.device))
-                for key in outs:
-                    outs[key].append(o[key].float().cpu().numpy())
-        masks = np.concatenate(outs["masks"]).astype(np.float32)
-        recon = np.concatenate(outs["recon"]).transpose(0, 2, 3, 1)
-        rgbs = np.concatenate(outs["rgbs"]).transpose(0, 1, 3, 4, 2)
-        attn = np.concatenate(outs["attn"]).astype(np.float32)
-        slots = np.concatenate(outs["slots"]).astype(np.float32)
-        if mirror:
-            masks, attn = masks[..., ::-1], attn[..., ::-1]
-            rgbs, recon = rgbs[:, :, :, ::-1], recon[:, :, ::-1]
-        into = None
-        if tau is not None:
-            masks, rgbs, attn, into = _apply_merge(masks, rgbs, attn, tau)
-        return (np.ascontiguousarray(masks), np.ascontiguousarray(rgbs), np.ascontiguousarray(attn),
-                np.ascontiguousarray(recon), slots, into)
-
-
-def _apply_merge(masks, rgbs, attn, tau: float):
-    """`merge_duplicate_slots` at the model's resolution; a merged slot draws its members' mask-weighted colour and
-    sums their attention."""
-    k = masks.shape[1]
-    rgbs, attn = rgbs.copy(), attn.copy()
-    merged, into = merge_duplicate_slots(masks, tau)
-    for i in np.flatnonzero((into != np.arange(k)).any(1)):
-        wsum, msum = np.zeros_like(rgbs[i]), np.zeros_like(masks[i])
-        np.add.at(wsum, into[i], rgbs[i] * masks[i][..., None])
-        np.add.at(msum, into[i], masks[i])
-        keep = msum > 1e-6
-        rgbs[i][keep] = wsum[keep] / msum[keep][:, None]
-        att = np.zeros_like(attn[i])
-        np.add.at(att, into[i], attn[i])
-        attn[i] = att
-    return merged, rgbs, attn, into
-
-
-def match_slots(ref: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Per image, the permutation of `masks`' slots that best matches `ref`'s (Hungarian on the cosine similarity
-    of the masks): (N,K) indices with masks[i, perm[i, k]] matched to ref[i, k]. Both (N,K,H,W)."""
-    from scipy.optimize import linear_sum_assignment
-
-    n, k = ref.shape[:2]
-    a = ref.reshape(n, k, -1).astype(np.float64)
-    b = masks.reshape(n, k, -1).astype(np.float64)
-    a /= np.maximum(np.linalg.norm(a, axis=2, keepdims=True), 1e-12)
-    b /= np.maximum(np.linalg.norm(b, axis=2, keepdims=True), 1e-12)
-    sim = a @ b.transpose(0, 2, 1)
-    perm = np.empty((n, k), np.int64)
-    for i in range(n):
-        rows, cols = linear_sum_assignment(-sim[i])
-        perm[i, rows] = cols
-    return perm
-
-
-def _average_passes(runs: list):
-    """Average passes (from `SlotModel._pass`) slot by slot after matching each to the first: masks and attention
-    are means, a slot's colour is its mask-weighted mean (so the reconstruction is the passes' mean)."""
-    masks0, rgbs0, attn0, recon0 = runs[0][:4]
-    m_sum, mr_sum, a_sum, rec_sum = masks0.copy(), masks0[..., None] * rgbs0, attn0.copy(), recon0.copy()
-    for masks, rgbs, attn, recon, _, _ in runs[1:]:
-        perm = match_slots(masks0, masks)
-        pm = np.take_along_axis(masks, perm[:, :, None, None], 1)
-        m_sum += pm
-        mr_sum += pm[..., None] * np.take_along_axis(rgbs, perm[:, :, None, None, None], 1)
-        a_sum += np.take_along_axis(attn, perm[:, :, None, None], 1)
-        rec_sum += recon
-    n = len(runs)
-    rgbs = np.where(m_sum[..., None] > 1e-6, mr_sum / np.maximum(m_sum[..., None], 1e-6), rgbs0)
-    return m_sum / n, rgbs.astype(np.float32), a_sum / n, rec_sum / n
-
-
-def posterior_masks(images, seg: Segmentation, min_var: float = 1e-4) -> np.ndarray:
-    """A second readout of the same model: each pixel's posterior over slots given the image.
-
-    The decoder is a per-pixel mixture: slot k claims pixel p with prior mask_k(p) and draws it as rgb_k(p). With an
-    isotropic Gaussian pixel likelihood whose variance is the image's mean squared reconstruction error (its
-    maximum-likelihood value), p(k | x_p) is proportional to mask_k(p) * N(x_p; rgb_k(p), var). Where the alpha masks
-    are blurred (object corners drawn as discs), the observed colour moves the pixel to the slot whose colour it has.
-    `images` uint8 (N,H,W,3) at the size `seg` was computed for; returns float32 (N,K,H,W), summing to 1 over K.
-    """
-    x = np.asarray(images)
-    if x.ndim == 3:
-        x = x[None]
-    if x.shape[:3] != seg.recon.shape[:3] or x.shape[-1] != 3:
-        raise ValueError(f"Images {x.shape} do not match the segmentation {seg.recon.shape}.")
-    out = np.empty(seg.masks.shape, np.float32)
-    for i in range(len(x)):  # one image at a time: bounded memory for large uploads
-        xi = x[i].astype(np.float32) / 255.0
-        var = max(float(((seg.recon[i].astype(np.float32) / 255.0 - xi) ** 2).mean()), min_var)
-        d2 = ((seg.slot_rgbs[i].astype(np.float32) / 255.0 - xi[None]) ** 2).sum(-1)  # (K,H,W)
-        logp = np.log(np.maximum(seg.masks[i], 1e-8)) - d2 / (2.0 * var)
-        logp -= logp.max(0, keepdims=True)
-        p = np.exp(logp)
-        out[i] = p / p.sum(0, keepdims=True)
-    return out
-
-
-def build_model(payload: dict, device=None, name: str = "", card: dict | None = None) -> SlotModel:
+def build_model(payload: dict, device=None, name: str = "") -> SlotModel:
+    """A SlotModel from a checkpoint payload, with the readout (iterations, merging) of its "evaluation" entry."""
     from backend.slots.model import SlotAttentionAE
 
     dev = get_device(device)
     net = SlotAttentionAE(payload["config"])
     net.load_state_dict(payload["state_dict"])
-    return SlotModel(net.to(dev), dev, name, card, iters=payload.get("test_iters"), merge=payload.get("merge_tau"))
+    readout = (payload.get("evaluation") or {}).get("readout") or {}
+    return SlotModel(net.to(dev), dev, name, iters=readout.get("iters"), merge=readout.get("merge"))
 
 
 @cached
@@ -304,17 +38,22 @@ def load_model(variant: str = "sprites", device: str | None = None, untrained: b
 
     `untrained=True` gives the same architecture with its seeded initial weights (a probe baseline).
     """
-    from backend.slots.model import SlotAttentionAE
-
-    if variant not in CHECKPOINTS:
-        raise ValueError(f"Unknown variant {variant!r}; choose one of {', '.join(CHECKPOINTS)}.")
-    payload, card = load_checkpoint(CHECKPOINTS[variant])
+    name = checkpoint_name(variant)
+    payload, _ = load_checkpoint(name)
     if untrained:
         import torch
 
-        torch.manual_seed(int(card.get("seed", 0)))
+        from backend.slots.model import SlotAttentionAE
+
+        torch.manual_seed(0)
         payload = {**payload, "state_dict": SlotAttentionAE(payload["config"]).state_dict()}
-    return build_model(payload, device, CHECKPOINTS[variant] + (" (untrained)" if untrained else ""), card)
+    return build_model(payload, device, name + (" (untrained)" if untrained else ""))
+
+
+def _slot_shares(seg: Segmentation) -> np.ndarray:
+    """(N, K) share of each image's pixels whose argmax is each slot."""
+    k = seg.masks.shape[1]
+    return (seg.labels[:, None] == np.arange(k)[None, :, None, None]).mean((2, 3))
 
 
 @dataclass
@@ -325,35 +64,75 @@ class SceneReport:
     seg: Segmentation
     fg_ari: np.ndarray  # (N,) per image
     miou: np.ndarray  # (N,) per image
+    posterior: np.ndarray  # float32 (N,K,R,R): the posterior readout (`posterior_masks`)
+    posterior_fg_ari: np.ndarray  # (N,)
+    slot_shares: np.ndarray  # (N,K) share of pixels per slot
+    report: SlotsReport  # the checkpoint's held-out evaluation
+    mean_fg_ari: float = 0.0
+    mean_miou: float = 0.0
 
 
 def segment_scenes(variant: str = "sprites", n: int = 16, seed: int = 0, num_slots: int | None = None,
-                   iters: int | None = None, model_variant: str | None = None,
-                   merge: float | bool | None = None, passes: int = 1) -> SceneReport:
-    """Generate `n` scenes, segment them with the shipped model and score each one."""
+                   iters: int | None = None, merge: float | bool | None = None, passes: int = 1) -> SceneReport:
+    """Generate `n` scenes, segment them with the shipped model and score each one (alpha masks and posterior)."""
     from backend.slots.data import make_scenes
     from backend.slots.metrics import ari_per_image, miou_per_image
 
     n = int(n)
-    if not 1 <= n <= 256:
-        raise ValueError(f"Ask for 1 to 256 scenes; got {n}.")
-    model = load_model(model_variant or variant)
+    if not 1 <= n <= MAX_SCENES:
+        raise ValueError(f"Ask for 1 to {MAX_SCENES} scenes; got {n}.")
+    model = load_model(variant)
     imgs, labels, objs = make_scenes(n, seed=int(seed), variant=variant, res=model.resolution)
     seg = model.segment(imgs, num_slots=num_slots, iters=iters, seed=0, merge=merge, passes=passes)
-    return SceneReport(imgs, labels, objs, seg, ari_per_image(labels, seg.masks, True), miou_per_image(labels, seg.masks))
+    post = posterior_masks(imgs, seg)
+    fg, mi = ari_per_image(labels, seg.masks, True), miou_per_image(labels, seg.masks)
+    return SceneReport(imgs, labels, objs, seg, fg, mi, post, ari_per_image(labels, post, True), _slot_shares(seg),
+                       model_report(variant), float(fg.mean()), float(mi.mean()))
 
 
-def dataset_metrics(variant: str = "sprites", n: int = 100, seed: int = 10_000, progress=None) -> dict:
-    """Per-image FG-ARI, mIoU, MSE of the model (alpha masks), of its posterior readout (`posterior_masks`), of the
-    k-means baseline and of the true coverage read out as masks (`coverage_masks`: by majority, and objects first)
-    on the same `n` scenes."""
+@dataclass
+class UploadSegmentation:
+    image: np.ndarray  # uint8 (H,W,3), the upload shrunk to at most 512 px a side
+    seg: Segmentation  # one image, at the image's size
+    labels: np.ndarray  # int (H,W) argmax over slots
+    slot_shares: np.ndarray  # (K,) share of pixels per slot
+
+
+def segment_upload(data, variant: str = "sprites", num_slots: int | None = None, iters: int | None = None,
+                   merge: float | bool | None = None, passes: int = 1) -> UploadSegmentation:
+    """Decode an uploaded image (bytes or a file), shrink it for display and segment it with the shipped model;
+    an unreadable, tiny or huge file raises ValueError with a sentence for the user."""
+    from backend.core.uploads import load_image
+    from backend.slots.viz import fit_display
+
+    img = fit_display(load_image(data))
+    seg = load_model(variant).segment(img, num_slots=num_slots, iters=iters, seed=0, merge=merge, passes=passes)
+    return UploadSegmentation(img, seg, seg.labels[0], _slot_shares(seg)[0])
+
+
+@dataclass
+class DatasetScores:
+    """Per-scene scores on the same held-out scenes: scores[method][metric] -> (n,) array; means likewise."""
+
+    variant: str
+    n: int
+    seed: int
+    scores: dict
+    means: dict
+
+
+def dataset_metrics(variant: str = "sprites", n: int = 100, seed: int = 10_000, progress=None) -> DatasetScores:
+    """Per-image FG-ARI, mIoU (and MSE for the model) of the model's alpha masks ("model"), its posterior readout
+    ("posterior"), the k-means baseline ("kmeans") and the true coverage read out as masks by majority
+    ("coverage") and objects first ("coverage_objects_first") on the same `n` scenes."""
     from backend.core import as_progress
     from backend.slots.data import coverage_masks, make_scenes, scene_coverage
     from backend.slots.metrics import KMEANS_POS_WEIGHT, ari_per_image, kmeans_segment, miou_per_image
 
     p = as_progress(progress)
+    n, seed = int(n), int(seed)
     model = load_model(variant)
-    imgs, labels, _ = make_scenes(int(n), seed=int(seed), variant=variant, res=model.resolution)
+    imgs, labels, _ = make_scenes(n, seed=seed, variant=variant, res=model.resolution)
     p.update(0, n + 1, "segmenting with Slot Attention")
     seg = model.segment(imgs, seed=0)
     km = np.zeros(labels.shape, np.int64)
@@ -361,15 +140,11 @@ def dataset_metrics(variant: str = "sprites", n: int = 100, seed: int = 10_000, 
         p.update(i + 1, n + 1, "k-means baseline")
         km[i:i + 8] = kmeans_segment(imgs[i:i + 8], k=model.num_slots, pos_weight=KMEANS_POS_WEIGHT[variant])
     p.update(n + 1, n + 1, "done")
-    mse = (((seg.recon.astype(np.float32) - imgs.astype(np.float32)) / 255.0) ** 2).mean(axis=(1, 2, 3))
-    post = posterior_masks(imgs, seg)
-    cov = scene_coverage(int(n), seed=int(seed), variant=variant, res=model.resolution)
-    return {
-        "model": {"fg_ari": ari_per_image(labels, seg.masks, True), "miou": miou_per_image(labels, seg.masks),
-                  "mse": mse},
-        "posterior": {"fg_ari": ari_per_image(labels, post, True), "miou": miou_per_image(labels, post)},
-        "kmeans": {"fg_ari": ari_per_image(labels, km, True), "miou": miou_per_image(labels, km)},
-        **{key: {"fg_ari": ari_per_image(labels, mk, True), "miou": miou_per_image(labels, mk)}
-           for key, mk in (("coverage", coverage_masks(cov)), ("coverage_objects_first", coverage_masks(cov, True)))},
-        "n": int(n), "seed": int(seed),
-    }
+    cov = scene_coverage(n, seed=seed, variant=variant, res=model.resolution)
+    masks = {"model": seg.masks, "posterior": posterior_masks(imgs, seg), "kmeans": km,
+             "coverage": coverage_masks(cov), "coverage_objects_first": coverage_masks(cov, True)}
+    scores = {k: {"fg_ari": ari_per_image(labels, mk, True), "miou": miou_per_image(labels, mk)}
+              for k, mk in masks.items()}
+    scores["model"]["mse"] = (((seg.recon.astype(np.float32) - imgs.astype(np.float32)) / 255.0) ** 2).mean((1, 2, 3))
+    means = {k: {m: float(v.mean()) for m, v in d.items()} for k, d in scores.items()}
+    return DatasetScores(variant, n, seed, scores, means)

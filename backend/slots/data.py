@@ -33,7 +33,7 @@ def _hsv(h: float, s: float, v: float) -> np.ndarray:
     return np.array(colorsys.hsv_to_rgb(h % 1.0, s, v), dtype=np.float32)
 
 
-def _shape_mask(shape: str, cx: float, cy: float, size: float, hr: int) -> np.ndarray:
+def shape_mask(shape: str, cx: float, cy: float, size: float, hr: int) -> np.ndarray:
     """Boolean mask (hr, hr) of one shape; cx, cy, size in units of the image side."""
     import cv2
 
@@ -112,7 +112,7 @@ def _scene(rng: np.random.Generator, res: int, variant: str):
             size = float(rng.uniform(0.2, 0.4))
             x = float(rng.uniform(size / 2, 1 - size / 2))
             y = float(rng.uniform(size / 2, 1 - size / 2))
-            m = _shape_mask(SHAPES[shape_idx], x, y, size, hr)
+            m = shape_mask(SHAPES[shape_idx], x, y, size, hr)
             # hues spread apart by >= 0.08 so two objects never share a colour
             for _h in range(50):
                 hue = float(rng.random())

@@ -49,18 +49,12 @@ def test_default_view_gallery_detail_metrics_probe():
     assert len(at.get("download_button")) >= 3
     assert not at.error
     # a checkpoint that misses its target says so on the page
-    from backend.core import read_card
+    from backend.slots import model_report
 
-    card = read_card("slots-sprites")
-    missed = [k for k in ("fg_ari", "miou") if card["metrics"][k] < card["targets"][k]]
+    missed = model_report("sprites").missed
     warning = next((w.value for w in at.warning if "misses its targets" in w.value), "")
     assert bool(missed) == bool(warning)
-    assert all(f"{lab} {card['metrics'][k]:.3f}" in warning for k, lab in (("fg_ari", "FG-ARI"), ("miou", "mIoU"))
-               if k in missed)
-    devs = card["stage_devices"]  # each resumed stage's device
-    if missed and devs[0] == "cpu" and "cuda" in devs:
-        assert f"{card['steps']} steps on a CPU, then a GPU" in warning
-        assert ("then a GPU, then a CPU" in warning) == (devs[-1] == "cpu")
+    assert all(f"{t['metric']} {t['value']:.3f}" in warning for t in missed)
     # histograms of the model and k-means on the same held-out scenes
     at.toggle(key="slots.hist_on").set_value(True).run()
     assert not at.exception
@@ -113,16 +107,15 @@ def test_uploads_good_converted_and_bad():
 def test_merge_toggle_defaults_on_and_switches_the_slot_columns():
     """Duplicate-slot merging is on by default (the card's threshold) and in the URL; off, no slot column says it
     was merged and the scene's mIoU is the plain argmax's. The metrics tab shows both readouts."""
-    from backend.core import read_card
-    from backend.slots import load_model, make_scenes, miou
+    from backend.slots import load_model, make_scenes, miou, model_report
 
-    card = read_card("slots-sprites")
+    report = model_report("sprites")
     at = run_page(PAGE, query={"n": "8", "seed": "3"})
     assert not at.exception
     assert at.toggle(key="slots.merge").value is True
     methods = list(at.dataframe[0].value["method"])
     assert "Slot Attention (duplicate slots merged)" in methods and "Slot Attention, no merging" in methods
-    assert any(f"cosine similarity above {card['merge_tau']}" in c.value for c in at.caption)
+    assert any(f"cosine similarity above {report.merge}" in c.value for c in at.caption)
     # find a scene where merging removed a slot, show it, then switch merging off
     imgs, labels, _ = make_scenes(8, seed=3, variant="sprites")
     seg = load_model("sprites").segment(imgs)
@@ -142,11 +135,9 @@ def test_merge_toggle_defaults_on_and_switches_the_slot_columns():
 def test_test_time_passes_from_the_url_change_the_scores_and_the_metrics_rows():
     """`passes` comes from the URL, the gallery and detail scores are those of `segment(passes=...)`, a value not
     offered falls back to 1, and the metrics tab shows the card's averaged row and the coverage references."""
-    from backend.core import read_card
-    from backend.slots import load_model, make_scenes
-    from backend.slots.metrics import ari_per_image
+    from backend.slots import ari_per_image, load_model, make_scenes, model_report
 
-    card = read_card("slots-sprites")
+    report = model_report("sprites")
     at = run_page(PAGE, query={"n": "4", "seed": "5", "passes": "4"})
     assert not at.exception, [e.value for e in at.exception]
     assert at.select_slider(key="slots.passes").value == 4
@@ -155,7 +146,7 @@ def test_test_time_passes_from_the_url_change_the_scores_and_the_metrics_rows():
     assert any(f"FG-ARI {four[0]:.3f}" in m.value for m in at.markdown)  # scene 0 in the detail view
     assert at.metric[0].value == f"{four.mean():.3f}"
     methods = list(at.dataframe[0].value["method"])
-    assert f"Slot Attention, averaged over {card['passes']} test-time passes" in methods
+    assert f"Slot Attention, averaged over {report.passes} test-time passes" in methods
     assert {"Reference: true pixel coverage, majority", "Reference: true pixel coverage, objects first"} <= set(methods)
     assert any("references, not bounds" in c.value for c in at.caption)
     bad = run_page(PAGE, query={"n": "4", "passes": "3"})
