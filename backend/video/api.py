@@ -1,4 +1,4 @@
-"""Public face of the video domain: `load_model(name)` and the model's `infill` / `generate` calls."""
+"""The trained model: `load_model(name)` and the model's `infill` / `infill_samples` / `generate` calls."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import numpy as np
 
 from backend.core import CheckpointError, as_progress, cached, get_device, load_checkpoint
 from backend.core.cache import LockedModel
+from backend.video.metrics import generated_mask
 
 MODELS = {"bouncing": "video-bouncing"}
 
@@ -24,7 +25,7 @@ def to_uint8(x) -> np.ndarray:
     return a.astype(np.uint8)
 
 
-def _resize_frames(frames: np.ndarray, h: int, w: int, nearest: bool = False) -> np.ndarray:
+def resize_frames(frames: np.ndarray, h: int, w: int, nearest: bool = False) -> np.ndarray:
     import cv2
 
     if frames.shape[1:3] == (h, w):
@@ -38,17 +39,17 @@ class VideoModel(LockedModel):
     """A trained random-mask video diffusion model (EMA weights) with RaMViD's conditioning sampler."""
 
     def __init__(self, net, num_frames: int, resolution: int, card: dict | None = None, device=None,
-                 example: dict | None = None):
+                 evaluation: dict | None = None):
         super().__init__()
-        self.example = example  # the page's default sample, precomputed by the trainer (or None)
         self.net = net.eval()
         self.num_frames = int(num_frames)
         self.resolution = int(resolution)
         self.card = card or {}
+        self.evaluation = evaluation or {}  # the checkpoint's held-out detail (per-frame PSNR curves)
         self.device = device
 
     # ------------------------------------------------------------ validation
-    def _check_clip(self, clip) -> np.ndarray:
+    def check_clip(self, clip) -> np.ndarray:
         clip = np.asarray(clip)
         if clip.ndim == 3:  # grayscale (T, H, W)
             clip = np.repeat(clip[..., None], 3, axis=-1)
@@ -67,18 +68,18 @@ class VideoModel(LockedModel):
             raise ValueError(f"Frames of {clip.shape[1]}×{clip.shape[2]} pixels are too small.")
         return clip
 
-    def generated_mask(self, known, shape, region_mask=None) -> np.ndarray:
+    def checked_mask(self, known, shape, region_mask=None) -> np.ndarray:
         """Bool (T, H, W): True = pixel to generate; raises ValueError for an empty or full mask."""
         T, H, W = shape[:3]
         known = np.asarray(known, bool).reshape(-1)
         if known.shape[0] != T:
             raise ValueError(f"`known` has {known.shape[0]} entries but the clip has {T} frames.")
-        gen = np.repeat(~known[:, None, None], H, 1).repeat(W, 2)
-        if region_mask is not None:
-            rm = np.asarray(region_mask, bool)
-            if rm.shape != (T, H, W):
-                raise ValueError(f"The region mask has shape {rm.shape}; it must be (T, H, W) = {(T, H, W)}.")
-            gen = gen | rm
+        if region_mask is not None and np.shape(region_mask) != (T, H, W):
+            raise ValueError(f"The region mask has shape {np.shape(region_mask)}; it must be (T, H, W) = {(T, H, W)}.")
+        if region_mask is not None and np.any(region_mask) and not self.net.config.get("mask_channel", True):
+            raise ValueError("This model has no mask channel (RaMViD's whole-frame conditioning), so it cannot "
+                             "regenerate a rectangle: leave the rectangle out.")
+        gen = generated_mask(known, shape, region_mask)
         if not gen.any():
             raise ValueError("Every frame is given, so there is nothing to generate: mark at least one frame "
                              "(or a region) as 'to generate'.")
@@ -107,14 +108,14 @@ class VideoModel(LockedModel):
         """`n_samples` infillings uint8 (N, T, H, W, 3); every given pixel equals the input exactly."""
         import torch
 
-        clip = self._check_clip(clip)
+        clip = self.check_clip(clip)
         T, H, W = clip.shape[:3]
-        gen = self.generated_mask(known, clip.shape, region_mask)
+        gen = self.checked_mask(known, clip.shape, region_mask)
         if not 1 <= int(n_samples) <= 16:
             raise ValueError("The number of samples must be between 1 and 16.")
         R = self.resolution
-        small = _resize_frames(clip, R, R)
-        gsmall = _resize_frames(gen.astype(np.uint8), R, R, nearest=True).astype(bool)
+        small = resize_frames(clip, R, R)
+        gsmall = resize_frames(gen.astype(np.uint8), R, R, nearest=True).astype(bool)
         if H != R or W != R:  # a generated region must stay generated after downscaling
             import cv2
 
@@ -122,13 +123,13 @@ class VideoModel(LockedModel):
                               for g in gen.astype(np.float32)])
             gsmall = gsmall | grown
             if gsmall.all():
-                gsmall = _resize_frames(gen.astype(np.uint8), R, R, nearest=True).astype(bool)
+                gsmall = resize_frames(gen.astype(np.uint8), R, R, nearest=True).astype(bool)
         x0 = to_tensor(small[None], self.device).expand(int(n_samples), -1, -1, -1, -1)
         mask = torch.as_tensor(gsmall, dtype=torch.float32, device=self.device)[None, None]
         mask = mask.expand(int(n_samples), -1, -1, -1, -1)
         out = to_uint8(self._run(x0, mask, steps, eta, resample, seed, as_progress(progress)))
         if (H, W) != (R, R):
-            out = np.stack([_resize_frames(o, H, W) for o in out])
+            out = np.stack([resize_frames(o, H, W) for o in out])
         return np.where(gen[None, ..., None], out, clip[None]).astype(np.uint8)
 
     def infill(self, clip, known, steps: int = 25, seed: int = 0, region_mask=None, eta: float = 0.0,
@@ -163,115 +164,28 @@ def build_net(config: dict):
     from backend.video.model import VideoUNet
 
     return VideoUNet(channels=config["channels"], mult=tuple(config["mult"]), attention=config["attention"],
-                     patch=config.get("patch", 2))
+                     mask_channel=config.get("mask_channel", True), patch=config.get("patch", 2))
 
 
 @cached
-def _load(checkpoint: str, device_name: str) -> VideoModel:
+def _load(checkpoint: str, device_name: str, directory: str | None) -> VideoModel:
     import torch
 
-    payload, card = load_checkpoint(checkpoint, map_location="cpu")
+    payload, card = load_checkpoint(checkpoint, map_location="cpu", directory=directory)
     try:
         net = build_net(payload["config"])
         net.load_state_dict(payload["ema"])
+        num_frames, resolution = payload["num_frames"], payload["resolution"]
     except (KeyError, RuntimeError) as e:
         raise CheckpointError(f"Checkpoint {checkpoint}.pt does not match the video model ({e}); "
                               f"retrain with `python -m backend.train {checkpoint}`.") from e
     dev = torch.device(device_name)
-    example = payload.get("example")
-    if example is not None:
-        example = {**example, "sample": np.asarray(example["sample"].numpy(), np.uint8)}
-    return VideoModel(net.to(dev), payload["num_frames"], payload["resolution"], card, dev, example)
+    return VideoModel(net.to(dev), num_frames, resolution, card, dev, payload.get("evaluation"))
 
 
-def load_model(name: str = "bouncing", device=None) -> VideoModel:
-    """The shipped model `name` ('bouncing'), cached once per process and device."""
+def load_model(name: str = "bouncing", device=None, directory=None) -> VideoModel:
+    """The shipped model `name` ('bouncing'), cached once per process and device; `directory` reads the
+    checkpoint from another folder than the shipped one (e.g. a training run's output)."""
     if name not in MODELS:
         raise ValueError(f"Unknown video model {name!r}; available: {', '.join(MODELS)}.")
-    return _load(MODELS[name], str(get_device(device)))
-
-
-# ---------------------------------------------------------------- page helpers (no torch)
-PRESETS = {
-    "upsampling": "Frame-rate upsampling: every 4th frame given",
-    "prediction": "Prediction: the first 4 frames given",
-    "infilling": "Infilling: the first 2 and last 2 frames given",
-    "unconditional": "Unconditional: nothing given",
-}
-
-
-def preset_known(preset: str, num_frames: int) -> np.ndarray:
-    """Bool (T,) of given frames for a task preset."""
-    t = np.arange(int(num_frames))
-    if preset == "upsampling":
-        return t % 4 == 0
-    if preset == "prediction":
-        return t < min(4, num_frames - 1)
-    if preset == "infilling":
-        k = 2 if num_frames > 4 else 1
-        return (t < k) | (t >= num_frames - k)
-    if preset == "unconditional":
-        return np.zeros(num_frames, bool)
-    raise ValueError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
-
-
-def box_mask(num_frames: int, size: int, frames, x_range, y_range) -> np.ndarray:
-    """Bool (T, size, size): True inside the rectangle [x0, x1) x [y0, y1) on the chosen frames."""
-    m = np.zeros((int(num_frames), int(size), int(size)), bool)
-    x0, x1 = sorted(int(v) for v in x_range)
-    y0, y1 = sorted(int(v) for v in y_range)
-    if x1 <= x0 or y1 <= y0:
-        raise ValueError("The rectangle is empty: give it a width and a height of at least one pixel.")
-    for f in frames:
-        if not 0 <= int(f) < num_frames:
-            raise ValueError(f"Frame {f} does not exist; frames are 0 to {num_frames - 1}.")
-        m[int(f), y0:y1, x0:x1] = True
-    return m
-
-
-def fit_clip(frames: np.ndarray, num_frames: int, resolution: int) -> tuple[np.ndarray, str]:
-    """Centre-crop frames (T, H, W, 3) to a square, resize to the model and hold the last frame if short.
-
-    Returns the clip (num_frames, R, R, 3) and a note describing what was done (empty if nothing).
-    """
-    import cv2
-
-    frames = np.asarray(frames)
-    if frames.ndim == 3:
-        frames = np.repeat(frames[..., None], 3, -1)
-    if frames.ndim != 4 or len(frames) == 0:
-        raise ValueError(f"A video must be frames (T, H, W, 3); got shape {frames.shape}.")
-    notes = []
-    T, H, W = frames.shape[:3]
-    s = min(H, W)
-    if H != W:
-        y, x = (H - s) // 2, (W - s) // 2
-        frames = frames[:, y:y + s, x:x + s]
-        notes.append(f"centre-cropped {W}×{H} to {s}×{s}")
-    if s != resolution:
-        interp = cv2.INTER_AREA if s > resolution else cv2.INTER_LINEAR
-        frames = np.stack([cv2.resize(np.ascontiguousarray(f), (resolution, resolution), interpolation=interp)
-                           for f in frames])
-        notes.append(f"resized to {resolution}×{resolution}")
-    if T < num_frames:
-        frames = np.concatenate([frames, np.repeat(frames[-1:], num_frames - T, 0)])
-        notes.append(f"only {T} frames in the range, so the last one is held for {num_frames - T} more")
-    return np.ascontiguousarray(frames[:num_frames]).astype(np.uint8), "; ".join(notes)
-
-
-def clip_from_upload(data, start: int = 0, num_frames: int = 12, resolution: int = 32) -> tuple[np.ndarray, str]:
-    """Read frames [start, start + num_frames) of an uploaded video and fit them to the model.
-
-    Bad files (not a video, truncated, one frame, too large) raise ValueError with a clear sentence.
-    """
-    from backend.core.uploads import load_video
-
-    if int(start) < 0:
-        raise ValueError("The first frame must be 0 or later.")
-    try:
-        frames = load_video(data, start=int(start), max_frames=int(num_frames), min_frames=2, max_side=1024)
-    except ValueError as e:
-        if int(start) > 0 and "readable frame" in str(e):
-            raise ValueError(f"{e} Starting at frame {start} leaves too few frames: choose an earlier start.") from e
-        raise
-    return fit_clip(frames, num_frames, resolution)
+    return _load(MODELS[name], str(get_device(device)), None if directory is None else str(directory))

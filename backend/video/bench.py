@@ -11,9 +11,8 @@ import numpy as np
 
 def run(quick: bool = False) -> list[dict]:
     from backend.core import device_info
-    from backend.video import load_model, make_videos
-    from backend.video.api import preset_known
-    from backend.video.metrics import baseline, psnr
+    from backend.video import baseline, load_model, make_videos, preset_known
+    from backend.video.metrics import psnr
 
     model = load_model("bouncing")
     T, R = model.num_frames, model.resolution

@@ -17,8 +17,8 @@ MISS_PX = 8.0
 FG_THRESHOLD = 60  # a pixel is foreground when a channel differs from the background by more than this
 
 
-def _gen_mask(known: np.ndarray, shape, region_mask: np.ndarray | None = None) -> np.ndarray:
-    """Bool (T, H, W): True = generated pixel."""
+def generated_mask(known: np.ndarray, shape, region_mask: np.ndarray | None = None) -> np.ndarray:
+    """Bool (T, H, W): True = generated pixel (every pixel of a frame not given, plus the region's)."""
     T, H, W = shape[:3]
     g = np.repeat(~np.asarray(known, bool)[:, None, None], H, 1).repeat(W, 2)
     if region_mask is not None:
@@ -60,6 +60,15 @@ def per_frame_psnr(pred: np.ndarray, truth: np.ndarray, gen: np.ndarray) -> np.n
     return out
 
 
+def per_frame_ssim(pred: np.ndarray, truth: np.ndarray, gen: np.ndarray) -> np.ndarray:
+    """SSIM of each whole frame that holds generated pixels; NaN for frames with none."""
+    out = np.full(len(pred), np.nan)
+    for t in range(len(pred)):
+        if gen[t].any():
+            out[t] = ssim(pred[t], truth[t])
+    return out
+
+
 # ---------------------------------------------------------------- baselines
 def _neighbours(gen: np.ndarray):
     """Per pixel, the index of the previous and next given frame (-1 / T when none)."""
@@ -80,7 +89,7 @@ def baseline(clip: np.ndarray, known: np.ndarray, kind: str = "linear",
              region_mask: np.ndarray | None = None) -> np.ndarray:
     """Fill generated pixels of uint8 (T, H, W, 3) from given ones: 'nearest', 'linear' or 'last'."""
     clip = np.asarray(clip)
-    gen = _gen_mask(known, clip.shape, region_mask)
+    gen = generated_mask(known, clip.shape, region_mask)
     if gen.all():
         return np.zeros_like(clip) + np.median(clip.reshape(-1, 3), 0).astype(np.uint8)
     idx, prev, nxt = _neighbours(gen)
@@ -136,11 +145,12 @@ def centroid_error(frame: np.ndarray, centers: np.ndarray) -> float:
 def clip_scores(pred: np.ndarray, truth: np.ndarray, known: np.ndarray, centers: np.ndarray | None = None,
                 region_mask: np.ndarray | None = None, with_ssim: bool = True) -> dict:
     """PSNR / SSIM / centroid error of one predicted clip on its generated pixels and frames."""
-    gen = _gen_mask(known, truth.shape, region_mask)
+    gen = generated_mask(known, truth.shape, region_mask)
     frames = np.where(gen.any((1, 2)))[0]
     out = {"psnr": psnr(pred, truth, gen), "per_frame_psnr": per_frame_psnr(pred, truth, gen)}
     if with_ssim:
-        out["ssim"] = float(np.mean([ssim(pred[t], truth[t]) for t in frames]))
+        out["per_frame_ssim"] = per_frame_ssim(pred, truth, gen)
+        out["ssim"] = float(np.mean(out["per_frame_ssim"][frames]))
     if centers is not None:
         out["centroid_px"] = float(np.mean([centroid_error(pred[t], centers[t]) for t in frames]))
     return out

@@ -1,10 +1,12 @@
 """A shrunk RaMViD-style video U-Net (Höppe et al., TMLR 2022) for CPU budgets.
 
-Differences from RaMViD's `UNetModel` (all for speed on 2 CPU cores, see the model card's `why`):
+Differences from RaMViD's `UNetModel` (for speed on a few CPU cores; see assets/checkpoints/video-bouncing.md):
+- 2x2 pixels folded into channels first, so the U-Net runs at 16x16 -> 8x8 -> 4x4 for 32x32 frames;
 - factorised (2+1)D convolutions (3x3 spatial then 3 temporal) instead of full 3x3x3;
-- time is never downsampled, space 32 -> 16 -> 8; joint space-time attention only at 8x8;
-- an extra input channel carries the per-pixel "to generate" mask (RaMViD has none: it must tell given
-  frames from their being noise-free). The mask makes region (rectangle) infilling possible.
+- time is never downsampled; joint space-time attention only at the lowest resolution;
+- flag `mask_channel` (True; RaMViD: False): an extra input channel carries the per-pixel "to generate"
+  mask, which makes region (rectangle) infilling possible. Without it the net tells given frames from
+  the others only by their being noise-free, as in the paper.
 """
 
 from __future__ import annotations
@@ -100,11 +102,12 @@ class VideoUNet(nn.Module):
     the last layer unfolds them again.
     """
 
-    def __init__(self, channels: int = 32, mult=(1, 2), attention: bool = True, in_channels: int = 4,
+    def __init__(self, channels: int = 32, mult=(1, 2), attention: bool = True, mask_channel: bool = True,
                  out_channels: int = 3, patch: int = 2):
         super().__init__()
         self.config = {"channels": channels, "mult": list(mult), "attention": attention,
-                       "in_channels": in_channels, "out_channels": out_channels, "patch": patch}
+                       "mask_channel": bool(mask_channel), "out_channels": out_channels, "patch": patch}
+        in_channels = 3 + int(bool(mask_channel))
         self.patch = patch
         emb_dim = channels * 4
         self.emb = nn.Sequential(nn.Linear(channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
@@ -132,7 +135,9 @@ class VideoUNet(nn.Module):
 
     def forward(self, x, mask, t):
         emb = self.emb(timestep_embedding(t * 1000.0, self.config["channels"]))
-        h = spatial(nn.PixelUnshuffle(self.patch), torch.cat([x, mask * 2 - 1], dim=1))
+        if self.config["mask_channel"]:
+            x = torch.cat([x, mask * 2 - 1], dim=1)
+        h = spatial(nn.PixelUnshuffle(self.patch), x)
         h = self.stem(h)
         skips = []
         for i, block in enumerate(self.down_blocks):
