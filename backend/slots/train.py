@@ -145,7 +145,9 @@ class SlotsRecipe(Recipe):
         from backend.slots.pool import teacher_masks
 
         if ctx.phase_step == 0 or self.teacher_state is None:  # a new round: the best snapshot so far teaches
-            source = self.best_state if self.best_state is not None else net.state_dict()
+            # (under torchrun only rank 0 validates, so every rank takes the current, synchronised weights)
+            best = self.best_state if ctx.world == 1 else None
+            source = best if best is not None else net.state_dict()
             self.teacher_state = {k: v.detach().cpu().clone() for k, v in source.items()}
         frozen = SlotAttentionAE(net.config)
         frozen.load_state_dict({**frozen.state_dict(), **self.teacher_state})
