@@ -9,15 +9,19 @@ import numpy as np
 import pytest
 
 from backend.causal import (
+    counterfactual,
     cpdag,
     default_adjacency,
     descendants,
+    edge_list,
+    from_edge_list,
     make_scm,
     mcc,
     render,
     run_pipeline,
     shd,
     template,
+    to_dot,
     validate_adjacency,
 )
 from tests.conftest import ROOT
@@ -101,6 +105,31 @@ def test_templates():
     for s in range(5):
         validate_adjacency(template("random", 8, seed=s))
     assert default_adjacency().shape == (5, 5)
+
+
+def test_counterfactual_moves_only_the_target_and_its_descendants():
+    a = default_adjacency()
+    cf = counterfactual(a, "linear", variable=0, value_sd=2.0, n=4)
+    scm = make_scm(a, "linear", seed=0)
+    assert cf.before.shape == cf.after.shape == (4, 5) and cf.images_before.shape == (4, 32, 32, 3)
+    assert np.allclose(cf.after[:, 0], 2.0 * scm.scale[0])
+    desc = descendants(a)[0]
+    assert cf.changed[:, 0].all() and cf.changed[:, desc].all() and not cf.changed[:, ~desc & (np.arange(5) != 0)].any()
+    assert cf.moved == [f"Z{j + 1}" for j in np.flatnonzero(desc)]
+    assert cf.strip_before.shape == (96, 4 * 96 + 3 * 4, 3) and cf.strip_before.dtype == np.uint8
+    np.testing.assert_array_equal(cf.before, scm.sample(4, seed=5))  # the same samples as the SCM draws
+    with pytest.raises(ValueError, match="graph has 5 variables"):
+        counterfactual(a, variable=7)
+
+
+def test_edge_labels_round_trip_and_dot_colours_against_truth():
+    a = default_adjacency()
+    assert np.array_equal(from_edge_list(5, edge_list(a)), a)
+    assert from_edge_list(3, ["Z1→Z2", "Z1→Z9"]).sum() == 1
+    rev = CHAIN.T.copy()
+    dot = to_dot(rev, truth=CHAIN)
+    assert dot.count("darkorange") == 2 and "forestgreen" not in dot
+    assert '"Z1" -> "Z2" [label="+1.50"]' in to_dot(CHAIN, weights=np.full((3, 3), 1.5))
 
 
 # ---------------------------------------------------------------- renderer
@@ -220,6 +249,36 @@ def test_in_app_training_runs_briefly_and_can_be_cancelled():
     assert r.estimated.shape == (3, 3) and not r.shipped and 0 <= r.mcc <= 1
     with pytest.raises(Cancelled):
         run_pipeline(COLLIDER, learner="dcrl", n_pairs=200, max_seconds=30, progress=lambda *a: True)
+
+
+@pytest.mark.slow
+def test_smoke_recipe_trains_writes_and_loads(tmp_path, monkeypatch):
+    """The recipe's smoke overrides train 20 steps and evaluate in seconds; the public loader reads the file."""
+    from backend.causal import load_learner
+    from backend.causal.train import RECIPES
+    from backend.core import registry
+    from backend.core.cards import validate_card_file
+    from backend.core.training import train
+
+    monkeypatch.setattr(registry, "CHECKPOINT_DIR", tmp_path)
+    recipe = RECIPES["causal-dcrl"](**RECIPES["causal-dcrl"].smoke)
+    card = train(recipe, steps=20, device="cpu", seed=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["causal-dcrl.json", "causal-dcrl.pt"]
+    assert card["steps"] == 20 and 0 <= card["metrics"]["mcc"] <= 1 and card["headline"]["baseline_label"] == "PCA"
+    assert any("sparsity penalty" in t for t in card["limitations"])
+    (tmp_path / "causal-dcrl.md").write_text("# smoke\n")
+    validate_card_file(tmp_path / "causal-dcrl.json")
+    model, config, _ = load_learner("dcrl", directory=tmp_path)
+    assert config["d"] == 5 and model.decoder_kind == "diffusion"
+
+
+def test_shipped_cards_name_the_additions_beyond_the_paper():
+    from backend.core import read_card
+
+    for name in ("causal-dcrl", "causal-vae"):
+        card = read_card(name)
+        assert card["metrics"]["mcc"] == card["headline"]["value"]
+        assert any("sparsity penalty" in t and "paper" in t for t in card["limitations"]), name
 
 
 def test_backend_does_not_import_streamlit():
