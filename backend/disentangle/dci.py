@@ -53,6 +53,14 @@ class DCIResult:
         return {"D": self.D, "C": self.C, "I": self.I, "E": self.E, "S": self.S,
                 "C_mean": self.C_mean, "E_strict": self.E_strict}
 
+    def running_curves(self) -> dict:
+        """factor -> (capacities, running minimum of the test loss): the curve whose area E measures."""
+        return {name: (x, M.running_min(y)) for name, (x, y) in self.curves.items()}
+
+    def importance_frame(self) -> pd.DataFrame:
+        """The importance matrix R with code names (rows) and factor names (columns)."""
+        return pd.DataFrame(self.importance, index=self.code_names, columns=self.factor_names)
+
 
 def _as_matrix(x, what: str) -> np.ndarray:
     if isinstance(x, pd.DataFrame):
@@ -89,6 +97,21 @@ def infer_discrete(factors) -> np.ndarray:
     return np.array(out, dtype=bool)
 
 
+@dataclass
+class _Inputs:
+    """Checked inputs of `dci_es`: numeric matrices, names, discrete flags, and the train/test split."""
+
+    X: np.ndarray  # codes (N, L), standardised on the training split
+    Z: np.ndarray  # factors (N, K), discrete ones as class ids
+    factor_names: list
+    code_names: list
+    discrete: np.ndarray
+    n_classes: np.ndarray
+    baseline: np.ndarray  # loss of the best constant predictor per factor (training split)
+    train: np.ndarray
+    test: np.ndarray
+
+
 def dci_es(codes, factors, discrete=None, probe: str = "rf", capacities=None, seed: int = 0, progress=None,
            *, factor_names=None, code_names=None, test_fraction: float = 0.3) -> DCIResult:
     """DCI-ES scores of `codes` (N, L) for `factors` (N, K); see the module docstring.
@@ -101,14 +124,30 @@ def dci_es(codes, factors, discrete=None, probe: str = "rf", capacities=None, se
     if probe not in PROBES:
         raise ValueError(f"Unknown probe {probe!r}; choose one of: {', '.join(PROBES)}.")
     caps = check_capacities(probe, capacities)
+    x = _checked_inputs(codes, factors, discrete, factor_names, code_names, test_fraction, seed)
+    K = x.Z.shape[1]
+    p = as_progress(progress)
+    total = {"rf": K, "gbt": K * len(caps), "lasso": K * len(caps), "mlp": len(caps)}[probe]
+    step = [0]
+
+    def tick(msg: str) -> None:
+        p.update(step[0], total, msg)
+        step[0] += 1
+
+    t = Targets(x.Z[x.train], x.Z[x.test], x.discrete, x.n_classes, x.baseline)
+    x_axis, losses, imps = run_probe(probe, x.X[x.train], x.X[x.test], t, caps, seed, tick)
+    p.update(total, total, "scores")
+    return _result(x, probe, caps, x_axis, losses, imps, time.time() - t0)
+
+
+def _checked_inputs(codes, factors, discrete, factor_names, code_names, test_fraction, seed) -> _Inputs:
+    """Validate and name the inputs (ValueError says what to fix), split them, encode discrete factors."""
     if factor_names is None and isinstance(factors, pd.DataFrame):
         factor_names = [str(c) for c in factors.columns]
     if code_names is None and isinstance(codes, pd.DataFrame):
         code_names = [str(c) for c in codes.columns]
-    X = _as_matrix(codes, "codes")
-    Z = _as_matrix(factors, "factors")
-    N, L = X.shape
-    K = Z.shape[1]
+    X, Z = _as_matrix(codes, "codes"), _as_matrix(factors, "factors")
+    (N, L), K = X.shape, Z.shape[1]
     factor_names = [str(n) for n in (factor_names or [f"z{j + 1}" for j in range(K)])]
     code_names = [str(n) for n in (code_names or [f"c{i + 1}" for i in range(L)])]
     if len(factor_names) != K or len(code_names) != L:
@@ -134,69 +173,71 @@ def dci_es(codes, factors, discrete=None, probe: str = "rf", capacities=None, se
     if L >= n_train:
         raise ValueError(f"The code has {L} dimensions but only {n_train} training samples (of {N}); "
                          "use more samples than code dimensions, or reduce the code first (e.g. PCA).")
-    if discrete is None:
-        disc = infer_discrete(Z)
-    else:
-        disc = np.asarray(discrete, dtype=bool).reshape(-1)
-        if disc.shape != (K,):
-            raise ValueError(f"`discrete` needs one flag per factor ({K}); got {disc.size}.")
+    order = np.random.default_rng(seed).permutation(N)
+    tr, te = order[:n_train], order[n_train:]
+    disc = _discrete_flags(Z, discrete)
+    Zenc, n_classes, baseline = _encode_factors(Z, disc, tr, factor_names)
+    # codes are standardised (tree probes do not care; linear and MLP probes do)
+    mu, sd = X[tr].mean(0), X[tr].std(0)
+    Xs = (X - mu) / np.where(sd > 0, sd, 1.0)
+    return _Inputs(Xs, Zenc, factor_names, code_names, disc, n_classes, baseline, tr, te)
 
-    # encode discrete factors as class ids; baseline = loss of the best constant predictor
+
+def _discrete_flags(Z: np.ndarray, discrete) -> np.ndarray:
+    if discrete is None:
+        return infer_discrete(Z)
+    disc = np.asarray(discrete, dtype=bool).reshape(-1)
+    if disc.shape != (Z.shape[1],):
+        raise ValueError(f"`discrete` needs one flag per factor ({Z.shape[1]}); got {disc.size}.")
+    return disc
+
+
+def _encode_factors(Z: np.ndarray, disc: np.ndarray, tr: np.ndarray, factor_names: list):
+    """Discrete factors as class ids; per factor the loss of the best constant predictor on the training split
+    (1 for continuous factors, 1 - the majority share for discrete ones)."""
     Zenc = Z.copy()
+    K = Z.shape[1]
     n_classes = np.zeros(K, dtype=int)
+    baseline = np.ones(K)
     for j in np.nonzero(disc)[0]:
         values, Zenc[:, j] = np.unique(Z[:, j], return_inverse=True)
         n_classes[j] = len(values)
         if len(values) > MAX_CLASSES:
             raise ValueError(f"The factor {factor_names[j]!r} has {len(values)} distinct values, too many for a "
                              f"discrete factor (at most {MAX_CLASSES}); mark it continuous.")
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(N)
-    tr, te = order[:n_train], order[n_train:]
-    baseline = np.ones(K)
     for j in np.nonzero(disc)[0]:
         counts = np.bincount(Zenc[tr, j].astype(int), minlength=n_classes[j])
         baseline[j] = 1.0 - counts.max() / counts.sum()
         if baseline[j] <= 0:
             raise ValueError(f"The factor {factor_names[j]!r} takes a single value in the training split; "
                              "add samples where it varies, or drop it.")
-    # codes are standardised (tree probes do not care; linear and MLP probes do)
-    mu, sd = X[tr].mean(0), X[tr].std(0)
-    Xs = (X - mu) / np.where(sd > 0, sd, 1.0)
-    t = Targets(Zenc[tr], Zenc[te], disc, n_classes, baseline)
+    return Zenc, n_classes, baseline
 
-    p = as_progress(progress)
-    total = {"rf": K, "gbt": K * len(caps), "lasso": K * len(caps), "mlp": len(caps)}[probe]
-    step = [0]
 
-    def tick(msg: str) -> None:
-        p.update(step[0], total, msg)
-        step[0] += 1
-
-    x_axis, losses, imps = run_probe(probe, Xs[tr], Xs[te], t, caps, seed, tick)
-    p.update(total, total, "scores")
-
+def _result(x: _Inputs, probe: str, caps, x_axis, losses, imps, seconds: float) -> DCIResult:
+    """Scores from the probes' loss-capacity curves and importances (D, C, I at the best capacity)."""
+    K, L = x.Z.shape[1], x.X.shape[1]
     best = losses.argmin(axis=1)                              # per factor, first capacity with the best loss
     R = np.stack([imps[best[j], :, j] for j in range(K)], axis=1)
     info = 1.0 - losses[np.arange(K), best]
-    E = np.array([M.explicitness(x_axis, losses[j], baseline[j]) for j in range(K)])
-    E_strict = np.array([M.explicitness(x_axis, losses[j], baseline[j], lstar=0.0) for j in range(K)])
-    C_j = M.completeness_per_factor(R)
+    E = np.array([M.explicitness(x_axis, losses[j], x.baseline[j]) for j in range(K)])
+    E_strict = np.array([M.explicitness(x_axis, losses[j], x.baseline[j], lstar=0.0) for j in range(K)])
     per_factor = pd.DataFrame({
-        "I": info, "E": E, "C": C_j, "E_strict": E_strict, "baseline_loss": baseline,
-        "best_capacity": np.asarray(caps)[best], "discrete": disc,
-        "I_kind": np.where(disc, "accuracy", "R²"),
+        "I": info, "E": E, "C": M.completeness_per_factor(R), "E_strict": E_strict, "baseline_loss": x.baseline,
+        "best_capacity": np.asarray(caps)[best], "discrete": x.discrete,
+        "I_kind": np.where(x.discrete, "accuracy", "R²"),
         "importance_share": R.sum(0) / R.sum() if R.sum() > 0 else np.zeros(K),
-    }, index=pd.Index(factor_names, name="factor"))
+    }, index=pd.Index(x.factor_names, name="factor"))
     per_code = pd.DataFrame({"D": M.disentanglement_per_code(R),
                              "weight": R.sum(1) / R.sum() if R.sum() > 0 else np.zeros(L)},
-                            index=pd.Index(code_names, name="code"))
+                            index=pd.Index(x.code_names, name="code"))
     return DCIResult(
         D=M.disentanglement(R), C=M.completeness(R), I=float(info.mean()), E=float(E.mean()), S=M.size(L, K),
-        importance=R, per_factor=per_factor, curves={n: (x_axis.copy(), losses[j].copy()) for j, n in enumerate(factor_names)},
+        importance=R, per_factor=per_factor,
+        curves={n: (x_axis.copy(), losses[j].copy()) for j, n in enumerate(x.factor_names)},
         per_code=per_code, C_mean=M.completeness(R, weighted=False), E_strict=float(E_strict.mean()),
-        probe=probe, axis=AXIS[probe], factor_names=factor_names, code_names=code_names,
-        n_train=n_train, n_test=n_test, seconds=time.time() - t0,
+        probe=probe, axis=AXIS[probe], factor_names=x.factor_names, code_names=x.code_names,
+        n_train=len(x.train), n_test=len(x.test), seconds=seconds,
     )
 
 
