@@ -1,4 +1,4 @@
-"""`python -m backend.bench dci`: seconds for DCI-ES on N = 5,000 samples, L = K = 10, per probe type (CPU).
+"""`python -m backend.bench disentangle`: seconds for DCI-ES on N = 5,000 samples, L = K = 10, per probe type (CPU).
 
 The code is a random rotation of 10 uniform factors; ratios are against the default probe (`rf`) timed in
 the same run. Target (issue 8): the default probe under 10 s on 2 cores. `load_1min` is the machine's load

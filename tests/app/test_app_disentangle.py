@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import numpy as np
-import pytest
 
 from backend.disentangle import to_csv_bytes, toy_codes
 from tests.conftest import run_page
@@ -85,7 +83,6 @@ def test_upload_csv_joins_the_comparison_and_bad_file_is_an_error():
     assert any("NaN" in e.value for e in at.error)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("backend.causal") is None, reason="Causal package not built")
 def test_causal_learners_as_sources():
     at = run_page(PAGE, query={"sources": '["causal:oracle","causal:dcrl"]', "n": "1000"})
     assert not at.exception, [e.value for e in at.exception]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 
 import numpy as np
@@ -11,7 +10,10 @@ import pytest
 
 from backend.core.progress import Cancelled
 from backend.disentangle import (
+    UPLOAD,
+    ResultStore,
     available_sources,
+    compare,
     completeness,
     completeness_per_factor,
     dci_es,
@@ -21,6 +23,7 @@ from backend.disentangle import (
     infer_discrete,
     load_codes_file,
     load_source,
+    read_upload,
     scores_csv,
     size,
     to_csv_bytes,
@@ -282,7 +285,6 @@ def test_toy_sources_and_errors():
         load_source("camera:1")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("backend.causal") is None, reason="Causal package not built")
 @pytest.mark.slow
 def test_causal_learners_are_scored():
     assert {"causal:dcrl", "causal:vae", "causal:oracle"} <= set(available_sources())
@@ -295,7 +297,6 @@ def test_causal_learners_are_scored():
         assert rep.codes.shape[0] == 600 and 0 <= res.I <= 1 and np.isfinite(res.D)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("backend.slots") is None, reason="Slots package not built")
 @pytest.mark.slow
 def test_matched_slots_are_scored():
     from backend.slots import matched_slots
@@ -306,3 +307,49 @@ def test_matched_slots_are_scored():
     r = dci_es(codes, factors, discrete=disc, seed=0, capacities=[1, 4, 8], factor_names=names)
     assert r.importance.shape == (codes.shape[1], factors.shape[1]) and 0 <= r.I <= 1
     assert r.per_factor["discrete"].tolist() == list(disc)
+
+
+# ------------------------------------------------------------------------------------------ the comparison
+
+
+def test_compare_scores_each_source_once_and_reports_errors():
+    store = ResultStore(8)
+    first = compare(["toy:identity", "toy:noise"], n=300, k=2, seed=0, store=store)
+    assert list(first.results) == ["Toy: identity", "Toy: noise"] and not first.pending and not first.errors
+    assert first.sources == {"Toy: identity": "toy:identity", "Toy: noise": "toy:noise"}
+    assert list(first.scores["representation"]) == ["Toy: identity", "Toy: noise"]
+    assert set(first.bars()["score"]) == {"D", "C", "I", "E", "S"} and len(first.bars()) == 10
+    # cached: a second call computes nothing (a progress that cancels is never asked)
+    again = compare(["toy:identity", "toy:noise"], n=300, k=2, seed=0, store=store, progress=lambda *a: True)
+    assert again.results["Toy: identity"] is first.results["Toy: identity"]
+    # another setting is pending until computed; a bad source is an error, not an exception
+    assert compare(["toy:identity"], n=500, k=2, seed=0, store=store, compute=False).pending == ["toy:identity"]
+    bad = compare(["camera:1"], store=store)
+    assert bad.pending == ["camera:1"] and "Unknown representation source" in bad.errors[0]
+
+
+def test_compare_cancel_keeps_what_was_scored():
+    store = ResultStore(8)
+    calls = []
+
+    def cancel_in_second(step, total, message):
+        calls.append(message)
+        return message.startswith("Toy: rotation")
+
+    with pytest.raises(Cancelled):
+        compare(["toy:identity", "toy:rotation"], n=300, k=2, store=store, progress=cancel_in_second)
+    got = compare(["toy:identity", "toy:rotation"], n=300, k=2, store=store, compute=False)
+    assert list(got.results) == ["Toy: identity"] and got.pending == ["toy:rotation"]
+
+
+def test_upload_is_scored_under_its_name():
+    c, z, names = toy_codes("rotation", n=300, k=3, seed=4)
+    upload = read_upload(to_csv_bytes(c, z, names), "mine.csv")
+    got = compare([UPLOAD], upload=upload, store=ResultStore(4))
+    r = got.results["Uploaded: mine.csv"]
+    assert r.I > 0.8 and r.D < 0.8 and got.notes["Uploaded: mine.csv"] == "your uploaded file"
+    assert r.importance_frame().shape == (3, 3) and list(r.importance_frame().columns) == names
+    x, env = r.running_curves()["z1"]
+    assert np.all(np.diff(env) <= 0) and len(x) == len(env)
+    with pytest.raises(ValueError, match="No factor columns"):
+        read_upload(b"a,b\n1,2\n", "bad.csv")
