@@ -129,7 +129,8 @@ def request_section(model, real) -> CellsRequest:
         cols[5].number_input("seed", 0, 10_000, key=s.key("seed"))
         c1, c2, c3 = st.columns([2, 1, 1])
         places = list(PLACEMENTS) if model.reference is not None else ["knn", "joint"]
-        choose(c1, "Placement of generated cells", places, "place", "radio", format_func=PLACEMENTS.get, horizontal=True,
+        choose(c1, "Placement of generated cells", places, "place", "radio", format_func=PLACEMENTS.get,
+               horizontal=True,
                help="k-NN is instant; the first UMAP transform fits the real-cell UMAP once (about a minute).")
         choose(c2, "Color by", ["source", *[c for c in real.obs.columns if c != "n_counts"], "gene"], "color")
         choose(c3, "Gene", list(model.var_names), "gene", disabled=s["color"] != "gene")

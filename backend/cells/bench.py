@@ -36,8 +36,8 @@ def run(quick: bool = False) -> list[dict]:
     cond = pd.DataFrame({"cell_type": np.random.default_rng(0).choice(labels, n)})
     model.generate(50, conditions=cond[:50], seed=0)  # warm-up (allocations, first-call overhead)
     gen, wall, cpu = _timed(lambda: model.generate(n, conditions=cond, seed=0))
-    rows.append({"bench": f"generate {n:,} cells ({DEFAULT_STEPS} midpoint steps, guidance 1)", "value": wall, "unit": "s",
-                 "cpu_s": round(cpu, 2), "target": "< 3 s on 2 cores", "peak_rss_mb": round(_peak_mb())})
+    rows.append({"bench": f"generate {n:,} cells ({DEFAULT_STEPS} midpoint steps, guidance 1)", "value": wall,
+                 "unit": "s", "cpu_s": round(cpu, 2), "target": "< 3 s on 2 cores", "peak_rss_mb": round(_peak_mb())})
 
     emb = reference_map(model, real)
     place_cells(emb, gen[:10], how="knn")  # warm-up: imports, neighbour index
@@ -45,8 +45,8 @@ def run(quick: bool = False) -> list[dict]:
     rows.append({"bench": f"place {n:,} cells: k-NN on the stored map", "value": wall_knn, "unit": "s",
                  "cpu_s": round(cpu_knn, 2), "peak_rss_mb": round(_peak_mb())})
     _, wall_fit, cpu_fit = _timed(lambda: emb.umap_positions(emb.pcs[:1]))
-    rows.append({"bench": "fit real-cell UMAP once + first transform (cached afterwards; numba disk cache)", "value": wall_fit,
-                 "unit": "s", "cpu_s": round(cpu_fit, 2)})
+    rows.append({"bench": "fit real-cell UMAP once + first transform (cached afterwards; numba disk cache)",
+                 "value": wall_fit, "unit": "s", "cpu_s": round(cpu_fit, 2)})
     _, wall_jit, cpu_jit = _timed(lambda: place_cells(emb, gen[:20], how="umap"))
     rows.append({"bench": "first UMAP transform in this process (numba JIT of the query path, once)",
                  "value": wall_jit, "unit": "s", "cpu_s": round(cpu_jit, 2)})

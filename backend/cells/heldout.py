@@ -64,6 +64,19 @@ def guidance_sweep(model, test, by: str = "cell_type", weights=(0.0, 0.5, 1.0, 1
     return rows
 
 
+def plain(value):
+    """Nested dicts / lists of numpy scalars as plain Python values (NaN -> None), so the checkpoint payload that
+    holds them loads with `torch.load(weights_only=True)`."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, (np.generic, float)):
+        v = value.item() if isinstance(value, np.generic) else value
+        return None if isinstance(v, float) and not np.isfinite(v) else v
+    return value
+
+
 def _mean(evals: list[dict]) -> dict:
     return {m: float(np.mean([e[m] for e in evals])) for m in MEASURES}
 

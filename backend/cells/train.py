@@ -195,7 +195,8 @@ class CellsPbmc68k(CFGenRecipe):
               "steps_grid": [10, 30], "eval_seeds": 3, "sweep_weights": [0.5, 1.0, 1.5, 2.0], "sweep_seeds": 2,
               "aug_seeds": 3}
     smoke = {"ae_batch": 64, "flow_batch": 64, "flow_per_ae": 2, "theta_steps": 10, "map": "pca",
-             "guidance_grid": [1.0, 2.0], "steps_grid": [4], "eval_seeds": 1, "sweep_weights": [1.0], "sweep_seeds": 1, "aug_seeds": 1}
+             "guidance_grid": [1.0, 2.0], "steps_grid": [4], "eval_seeds": 1, "sweep_weights": [1.0], "sweep_seeds": 1,
+             "aug_seeds": 1}
 
     def prepare(self) -> None:
         from backend.cells.data import load_dataset, split_indices
@@ -230,7 +231,7 @@ class CellsPbmc68k(CFGenRecipe):
         return {**sel, "val_seed": VAL_SEED}
 
     def evaluate(self, model, ctx) -> dict:
-        from backend.cells.heldout import heldout_report
+        from backend.cells.heldout import heldout_report, plain
 
         self._ready()
         c = self.config
@@ -261,7 +262,7 @@ class CellsPbmc68k(CFGenRecipe):
                 "Generated cells do not help a classifier on the rarest types (rare_f1_augmented).",
                 "765 genes of a reduced dataset; not CFGen's full PBMC68k setting.",
             ],
-            "evaluation": {"validation": selection, **rep["detail"], "reference_numbers": REFERENCE_NUMBERS},
+            "evaluation": plain({"validation": selection, **rep["detail"], "reference_numbers": REFERENCE_NUMBERS}),
         }
 
 

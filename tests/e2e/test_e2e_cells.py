@@ -57,3 +57,43 @@ def test_cells_upload_in_browser(server, page):
     expect(page.get_by_text("non-integer").first).to_be_visible(timeout=60_000)
     assert page.get_by_test_id("stException").count() == 0
     screenshot(page, "cells-upload")
+
+
+def _generated_traces(page) -> dict:
+    """name -> number of points of the map's generated-cell traces (plotly's own data on the chart element)."""
+    return page.evaluate("""() => {
+        const el = document.querySelector('[data-testid=stPlotlyChart] .js-plotly-plot');
+        const out = {};
+        for (const tr of (el && el.data) || []) {
+            if ((tr.name || '').endsWith('generated')) out[tr.name] = (tr.x || []).length;
+        }
+        return out;
+    }""")
+
+
+@pytest.mark.e2e
+def test_two_sessions_placing_cells_at_once_see_only_their_own(server, browser):
+    from urllib.parse import quote
+
+    from playwright.sync_api import expect
+
+    wanted = {"CD14+ Monocyte": 70, "CD19+ B": 45}
+    pages = {}
+    for cell_type, n in wanted.items():  # two browser contexts = two independent sessions
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+        pages[cell_type] = ctx.new_page()
+        pages[cell_type].goto(f"{server}/cells?v1={quote(cell_type)}&n={n}&seed=7&color=cell_type", timeout=180_000)
+    try:
+        for page in pages.values():  # both sessions generate and place at the same time
+            wait_idle(page, 180_000)
+            expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible(timeout=180_000)
+            page.wait_for_function("() => { const el = document.querySelector("
+                                   "'[data-testid=stPlotlyChart] .js-plotly-plot'); return el && el.data; }",
+                                   timeout=120_000)
+        for cell_type, page in pages.items():
+            traces = _generated_traces(page)
+            assert traces == {f"{cell_type}, generated": wanted[cell_type]}, (cell_type, traces)
+            assert page.get_by_test_id("stException").count() == 0
+    finally:
+        for page in pages.values():
+            page.context.close()
