@@ -83,11 +83,10 @@ def summary(rep, n: int) -> None:
                    + ", ".join(f"{t['metric']} {t['value']:.3f} (target {t['direction']} {t['threshold']})"
                                for t in r.missed)
                    + f". Train on with `python -m backend.train {r.name} --resume`.", icon=":material/warning:")
-    km = r.baselines["kmeans"]
     for col, key, label in zip(st.columns(2), ("fg_ari", "miou"), ("FG-ARI", "mIoU")):
         col.metric(f"{label}, these {n} scenes", f"{getattr(rep, 'mean_' + key):.3f}")
         col.metric(f"{label}, {r.n_test:,} held-out (card)", f"{r.metrics[key]:.3f}",
-                   delta=f"{r.metrics[key] - km[key]:+.3f} vs k-means")
+                   delta=f"{r.lead[key]:+.3f} vs k-means")
 
 
 def gallery(rep, s) -> None:

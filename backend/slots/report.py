@@ -75,6 +75,7 @@ class SlotsReport:
     missed: list  # the targets not met
     table: list  # rows: method, FG-ARI, ARI (with bg), mIoU, MSE
     probe: dict  # {"trained": {factor: score, mean}, "untrained": {...}}
+    lead: dict = field(default_factory=dict)  # metric -> the model's lead over k-means (FG-ARI, mIoU)
     snapshots: list = field(default_factory=list)  # training snapshots: step, val_* and probe_* scores
     readout: str = ""
 
@@ -123,4 +124,5 @@ def model_report(variant: str = "sprites") -> SlotsReport:
         n_test=int(ev.get("n_test", 0)), iters=int(readout.get("iters") or payload["config"]["iters"]),
         merge=readout.get("merge"), passes=passes, metrics=m, baselines=b, targets=targets,
         missed=[t for t in targets if not t["met"]], table=_table(m, b, readout.get("merge"), passes),
-        probe=ev.get("probe", {}), snapshots=list(training.get("snapshots", [])), readout=card.get("readout", ""))
+        probe=ev.get("probe", {}), lead={k: m[k] - b["kmeans"][k] for k in ("fg_ari", "miou")},
+        snapshots=list(training.get("snapshots", [])), readout=card.get("readout", ""))
