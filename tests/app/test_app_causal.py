@@ -51,3 +51,14 @@ def test_bad_alpha_and_zero_samples():
     at.number_input(key="causal.alpha").set_value(0.01)
     at.number_input(key="causal.n_pairs").set_value(0).run()
     assert not at.exception and any("pairs" in e.value for e in at.error)
+
+
+def test_intervention_controls_redraw_the_counterfactual():
+    at = run_page(PAGE)
+    at.selectbox(key="causal.iv_var").set_value("Z4").run()
+    assert not at.exception
+    caption = next(c.value for c in at.caption if c.value.startswith("Under do(Z4)"))
+    assert "(Z2)" in caption  # the default graph's only descendant of Z4
+    changed = next(df.value for df in at.dataframe if "changed" in df.value.columns)
+    assert changed.set_index("variable")["changed"].to_dict() == {"Z1": False, "Z2": True, "Z3": False, "Z4": True,
+                                                                  "Z5": False}
