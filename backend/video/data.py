@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 RESOLUTION = 32
-NUM_FRAMES = 12  # the shipped model's clip length (see the model card's `why`)
+NUM_FRAMES = 12  # the shipped model's clip length (see assets/checkpoints/video-bouncing.md)
 BACKGROUND = (12, 12, 20)
 SHAPES = ("disk", "square", "diamond")
 # saturated, well-separated colours (bright on the dark background)
