@@ -12,37 +12,56 @@ Public API (numpy in, numpy out; images uint8 (32, 32, 3)):
     probs = classify(images, classifier="cnn")   # (N, 10)
     res = attack(image, label, classifier="cnn", target=None, mode="apt", steps=None, seed=0)
     adv = pgd(image, label, classifier="cnn", eps=8/255, steps=40)
+    digit = Digit.held_out(7)                    # a digit of the card's evaluation set (also .generated, .drawn, .uploaded)
+    cmp = compare_attacks(digit.image, digit.label, AttackSettings(classifier="robust"))   # the page's one call
+    report = attack_report()                     # the card's fooling-rate table and adversarial-weight sweep
 """
 
 from __future__ import annotations
 
-from backend.apt.api import (
-    CLASSIFIERS,
-    AttackResult,
-    Models,
-    attack,
-    batch_evaluate,
-    classify,
-    classify_all,
-    describe_change,
-    generate,
-    load_models,
-    pgd,
+from backend.apt.attacks import DEFAULT_EPS, AttackResult, attack, fools, forget_pivots, pgd
+from backend.apt.comparison import (
+    AttackReport,
+    AttackSettings,
+    Comparison,
+    Digit,
+    attack_report,
+    compare_attacks,
+    run_fooling_rates,
 )
 from backend.apt.data import prepare_image, test_set
+from backend.apt.fooling_rates import EVAL_SEED, N_EVAL, batch_evaluate
+from backend.apt.inference import classify, classify_all, describe_change, generate
+from backend.apt.inputs import MODES, apt_settings
+from backend.apt.loading import CLASSIFIERS, Models, load_evaluation, load_models
 
 __all__ = [
     "CLASSIFIERS",
+    "DEFAULT_EPS",
+    "EVAL_SEED",
+    "MODES",
+    "N_EVAL",
+    "AttackReport",
     "AttackResult",
+    "AttackSettings",
+    "Comparison",
+    "Digit",
     "Models",
+    "apt_settings",
     "attack",
+    "attack_report",
     "batch_evaluate",
     "classify",
     "classify_all",
+    "compare_attacks",
     "describe_change",
+    "fools",
+    "forget_pivots",
     "generate",
+    "load_evaluation",
     "load_models",
     "pgd",
     "prepare_image",
+    "run_fooling_rates",
     "test_set",
 ]

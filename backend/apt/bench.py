@@ -14,34 +14,33 @@ import numpy as np
 
 
 def run(quick: bool = False) -> list[dict]:
-    from backend.apt import api
-    from backend.apt.data import test_set
+    from backend.apt import CLASSIFIERS, DEFAULT_EPS, attack, forget_pivots, load_models, pgd, test_set
     from backend.core.device import device_info
 
     t0 = time.time()
-    api.load_models()
+    load_models()
     load_s = time.time() - t0
     n = 2 if quick else 5
     images, labels = test_set(n, seed=3)
     rows = [{"bench": "load models (first call)", "value": load_s, "unit": "s", "device": device_info()}]
-    for c in api.CLASSIFIERS:
+    for c in CLASSIFIERS:
         t_apt, steps, ok = [], [], []
         for img, y in zip(images, labels):
-            api._PIVOTS.clear()  # time the inversion too
+            forget_pivots()  # time the inversion too
             t = time.time()
-            r = api.attack(img, int(y), classifier=c, seed=0)
+            r = attack(img, int(y), classifier=c, seed=0)
             t_apt.append(time.time() - t)
             steps.append(r.steps_used)
             ok.append(r.success)
         t_pgd = []
         for img, y in zip(images, labels):
             t = time.time()
-            api.pgd(img, int(y), classifier=c, eps=api.DEFAULT_EPS, steps=40)
+            pgd(img, int(y), classifier=c, eps=DEFAULT_EPS, steps=40)
             t_pgd.append(time.time() - t)
         a, p = float(np.median(t_apt)), float(np.median(t_pgd))
         rows.append({"bench": f"APT attack vs {c}", "value": a, "unit": "s/image (median)", "n": n,
                      "mean_tuning_steps": float(np.mean(steps)), "fooled": float(np.mean(ok)),
                      "baseline": "PGD-40", "ratio": a / p if p > 0 else float("nan"), "target": "< 20 s"})
         rows.append({"bench": f"PGD-40 attack vs {c}", "value": p, "unit": "s/image (median)", "n": n,
-                     "eps": api.DEFAULT_EPS})
+                     "eps": DEFAULT_EPS})
     return rows

@@ -64,6 +64,22 @@ def from_uint8(img: np.ndarray) -> np.ndarray:
     return a.astype(np.float32) / 127.5 - 1.0
 
 
+def shift_augment(x, gen, max_shift: int = 2):
+    """Random integer translations of a tensor batch (N, 1, H, W), the vacated border filled with the
+    background value -1; `gen` is the torch.Generator that draws the shifts."""
+    import torch
+    import torch.nn.functional as F
+
+    n, _, h, w = x.shape
+    pad = F.pad(x, (max_shift,) * 4, value=-1.0)
+    dx = torch.randint(0, 2 * max_shift + 1, (n,), generator=gen)
+    dy = torch.randint(0, 2 * max_shift + 1, (n,), generator=gen)
+    out = torch.empty_like(x)
+    for i in range(n):
+        out[i] = pad[i, :, dy[i]: dy[i] + h, dx[i]: dx[i] + w]
+    return out
+
+
 def test_set(n: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """`n` held-out test digits (a seeded random subset, no repeats): uint8 (n, 32, 32, 3), int (n,)."""
     x, y = split_arrays("test")
