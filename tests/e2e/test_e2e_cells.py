@@ -64,8 +64,8 @@ def _generated_traces(page) -> dict:
     return page.evaluate("""() => {
         const el = document.querySelector('[data-testid=stPlotlyChart] .js-plotly-plot');
         const out = {};
-        for (const tr of (el && el.data) || []) {
-            if ((tr.name || '').endsWith('generated')) out[tr.name] = (tr.x || []).length;
+        for (const tr of (el && el._fullData) || []) {  // plotly's resolved traces (x may arrive binary-packed)
+            if ((tr.name || '').endsWith('generated')) out[tr.name] = tr._length;
         }
         return out;
     }""")
@@ -88,7 +88,7 @@ def test_two_sessions_placing_cells_at_once_see_only_their_own(server, browser):
             wait_idle(page, 180_000)
             expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible(timeout=180_000)
             page.wait_for_function("() => { const el = document.querySelector("
-                                   "'[data-testid=stPlotlyChart] .js-plotly-plot'); return el && el.data; }",
+                                   "'[data-testid=stPlotlyChart] .js-plotly-plot'); return el && el._fullData; }",
                                    timeout=120_000)
         for cell_type, page in pages.items():
             traces = _generated_traces(page)
