@@ -20,7 +20,8 @@ from backend.cells.flow import VelocityNet, fm_pair
 
 class Scaled(nn.Module):
     """log theta = gain * stored value: under Adam (scale-free steps) the per-gene log inverse dispersion moves
-    `gain` times faster than the network weights, as with CFGen's separate theta learning rate."""
+    `gain` times faster than the network weights, as with a separate theta learning rate (the gradient clip of
+    the autoencoder phase sees the stored value's gradient, `gain` times log theta's)."""
 
     def __init__(self, gain: float):
         super().__init__()
