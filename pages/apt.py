@@ -207,8 +207,8 @@ def card_results() -> None:
     if rep.sweep:
         st.markdown(f"**Trade-off: sweep of the adversarial weight λ** (APT, {rep.sweep_n_images} test digits per "
                     "point). Small λ keeps the digit closer to the original but fools less often.")
-        st.line_chart(pd.DataFrame(rep.sweep), x="ssim", y="fooling_rate", color="classifier", x_label="mean SSIM to the original",
-                      y_label="fooling rate", height=260)
+        st.line_chart(pd.DataFrame(rep.sweep), x="ssim", y="fooling_rate", color="classifier", height=260,
+                      x_label="mean SSIM to the original", y_label="fooling rate")
 
 
 def batch_run(s, settings: AttackSettings) -> None:

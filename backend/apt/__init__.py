@@ -12,7 +12,8 @@ Public API (numpy in, numpy out; images uint8 (32, 32, 3)):
     probs = classify(images, classifier="cnn")   # (N, 10)
     res = attack(image, label, classifier="cnn", target=None, mode="apt", steps=None, seed=0)
     adv = pgd(image, label, classifier="cnn", eps=8/255, steps=40)
-    digit = Digit.held_out(7)                    # a digit of the card's evaluation set (also .generated, .drawn, .uploaded)
+    digit = Digit.held_out(7)                    # a digit of the card's evaluation set
+    digit = Digit.generated(3, seed=0)           # (also Digit.drawn(array), Digit.uploaded(file))
     cmp = compare_attacks(digit.image, digit.label, AttackSettings(classifier="robust"))   # the page's one call
     report = attack_report()                     # the card's fooling-rate table and adversarial-weight sweep
 """

@@ -77,7 +77,8 @@ def card_fields(rows: list, config: dict) -> dict:
     return {"metrics": {k: card_number(v) for k, v in metrics.items()},
             "baselines": {k: card_number(v) for k, v in baselines.items()},
             "targets": [{**t, "value": card_number(t["value"])} for t in targets],
-            "headline": {**headline, "value": card_number(headline["value"]), "baseline": card_number(headline["baseline"])},
+            "headline": {**headline, "value": card_number(headline["value"]),
+                         "baseline": card_number(headline["baseline"])},
             "readout": readout}
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+from backend.apt import AttackSettings, Digit, attack_report, compare_attacks, load_evaluation
 from tests.conftest import ROOT
 
 
@@ -81,16 +83,16 @@ def test_classifiers_accuracy_on_test_split(apt):
     assert p.shape == (3, 10) and np.allclose(p.sum(1), 1, atol=1e-5)
 
 
-def test_cards_have_the_required_keys():
-    from backend.core.registry import read_card
+@pytest.mark.parametrize("name", ["apt-cnn", "apt-mlp", "apt-robust", "apt-generator"])
+def test_cards_are_slim_and_the_generator_keeps_its_tables_in_the_payload(name):
+    from backend.core.cards import validate_card_file
 
-    for name in ("apt-generator", "apt-cnn", "apt-mlp", "apt-robust"):
-        card = read_card(name)
-        for k in ("command", "config", "data", "why", "seed", "steps", "wall_time_s", "device", "metrics",
-                  "baselines", "headline"):
-            assert k in card, (name, k)
-        assert {"metric", "label", "value", "baseline", "baseline_label"} <= set(card["headline"])
-        assert (ROOT / "assets" / "checkpoints" / f"{name}.pt").stat().st_size < 20 * 2**20
+    card = validate_card_file(ROOT / "assets" / "checkpoints" / f"{name}.json")
+    assert card.readout and card.limitations and card.targets and card.headline["value"] is not None
+    assert (ROOT / "assets" / "checkpoints" / f"{name}.pt").stat().st_size < 20 * 2**20
+    if name == "apt-generator":
+        assert {"attacks", "sweep"} <= set(load_evaluation(name))
+        assert any("discriminator" in t or "realism" in t for t in card.limitations)
 
 
 def test_generated_digits_are_recognised(apt):
@@ -199,31 +201,102 @@ def test_change_metrics():
     assert M.rmse(u8, u8 + 255) == pytest.approx(1.0)
 
 
-# ---------------------------------------------------------------- training code
-def test_training_loops_run_on_tiny_data():
-    import torch
-
-    from backend.apt import nets
-    from backend.apt.data import split_arrays
-    from backend.apt.model import CVAE
-
-    x, y = split_arrays("train")
-    x, y = x[:64], y[:64]
-    torch.manual_seed(0)
-    m = nets.make_classifier("cnn")
-    losses = []
-    nets.train_classifier(m, x, y, steps=3, seed=0, adv_eps01=0.1, adv_steps=2, batch=16,
-                          on_step=lambda k, loss, opt: losses.append(loss))
-    assert len(losses) == 3 and all(np.isfinite(losses))
-    g = CVAE()
-    nets.train_cvae(g, x, y, steps=2, seed=0, batch=16)
-    out = g.decode(torch.zeros(2, g.latent), torch.tensor([1, 2]))
-    assert out.shape == (2, 1, 32, 32) and float(out.detach().abs().max()) <= 1
+# ---------------------------------------------------------------- the page's calls
+def test_compare_attacks_puts_apt_beside_pgd(apt):
+    digit = Digit.held_out(4)
+    assert digit.source == "test" and digit.image.shape == (32, 32, 3)
+    cmp = compare_attacks(digit.image, digit.label, AttackSettings(classifier="cnn", steps=30, eps=0.3))
+    assert [row["attack"] for row in cmp.table] == ["APT", "PGD ε=0.3"]
+    # PGD stays inside its eps ball; the success flag follows the argmax rule
+    assert np.abs(cmp.pgd_image.astype(int) - digit.image.astype(int)).max() <= int(0.3 * 255)
+    assert cmp.pgd_success == (int(np.argmax(cmp.pgd_probs["cnn"])) != digit.label)
+    assert len(cmp.panels()) == 6 and set(cmp.probabilities()) == {"cnn", "mlp", "robust"}
+    assert cmp.summary()["settings"]["eps"] == 0.3
+    with pytest.raises(ValueError, match="target class equals"):
+        compare_attacks(digit.image, digit.label, AttackSettings(target=digit.label))
 
 
-def test_trainer_is_registered_and_backend_has_no_streamlit():
-    from backend.domains import trainers
+def test_digits_and_settings_from_page_values():
+    drawn = np.zeros((64, 64, 3), np.uint8)
+    drawn[8:56, 28:36] = 255
+    d = Digit.drawn(drawn)
+    assert d.label == d.cnn_reads and d.source == "drawn"
+    with pytest.raises(ValueError, match="between 0 and"):
+        Digit.held_out(100)
+    s = AttackSettings.from_values({"classifier": "robust", "target": "untargeted", "eps": 0.2, "source": "Draw"})
+    assert s.classifier == "robust" and s.target is None and s.eps == 0.2
+    assert AttackSettings.from_values({"target": "7"}).target == 7
 
-    assert "apt" in trainers()
+
+def test_attack_report_reads_the_generator_payload():
+    rep = attack_report()
+    assert rep is not None and rep.n_images == 100 and rep.eps == 0.1
+    modes = {(r["mode"], r["classifier"]) for r in rep.rows}
+    assert modes == {(m, c) for m in ("apt", "pgd", "apt+pgd") for c in ("cnn", "mlp", "robust")}
+    assert {r["adv_weight"] for r in rep.sweep} == {0.01, 0.03, 0.1, 0.3, 1.0, 3.0}
+
+
+# ---------------------------------------------------------------- training recipes
+def test_recipes_and_group_are_registered_and_backend_has_no_streamlit():
+    from backend.domains import groups, recipes
+
+    assert groups()["apt"] == ["apt-cnn", "apt-mlp", "apt-robust", "apt-generator"]
+    assert set(groups()["apt"]) <= set(recipes())
     code = "import sys, backend.apt, backend.apt.train; assert 'streamlit' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
+
+
+def _context(recipe, phase_index=0):
+    import torch
+
+    from backend.core.training import Context
+
+    phase = recipe.phases(20)[phase_index]
+    return Context(0, phase, phase_index, 0, torch.device("cpu"), np.random.default_rng(0),
+                   torch.Generator().manual_seed(0), 0)
+
+
+def test_robust_recipe_trains_on_pgd_examples():
+    """The robust recipe's loss on a batch is higher than the plain recipe's: half of it is PGD examples."""
+    import torch
+
+    from backend.apt.train import RECIPES
+
+    plain, robust = RECIPES["apt-cnn"](), RECIPES["apt-robust"]()
+    net = robust.load_shipped("cpu")
+    batch = plain.batch(_context(plain))
+    assert batch[0].shape == (64, 1, 32, 32) and batch[0].min() >= -1
+    with torch.enable_grad():
+        clean = float(plain.loss(net, batch, _context(plain)))
+        adversarial = float(robust.loss(net, batch, _context(robust)))
+    assert adversarial > clean + 0.05, (clean, adversarial)
+
+
+def test_generator_recipe_phases_train_p_then_the_cvae():
+    from backend.apt.train import RECIPES
+
+    recipe = RECIPES["apt-generator"]()
+    assert [p.name for p in recipe.phases(20)] == ["perceptual", "generator"]
+    model = recipe.build(_context(recipe))
+    ctx = _context(recipe, 1)
+    loss, logs = recipe.loss(model, recipe.batch(ctx), ctx)
+    assert float(loss.detach()) > 0 and {"recon", "kl"} <= set(logs) and "class" not in logs
+    recipe = RECIPES["apt-generator"](class_weight=0.5)
+    recipe.on_phase_start(model, ctx := _context(recipe, 1))  # loads the frozen apt-cnn as the judge
+    loss, logs = recipe.loss(model, recipe.batch(ctx), ctx)
+    assert logs["class"] > 0
+
+
+@pytest.mark.slow
+def test_group_smoke_run_writes_four_checkpoints_the_loader_reads(tmp_path):
+    from backend.apt.train import SMOKE
+
+    env = {**os.environ, "LATENTLAB_CHECKPOINTS": str(tmp_path / "ckpt"), "LATENTLAB_RUNS": str(tmp_path / "runs")}
+    sets = [a for k, v in SMOKE.items() for a in ("--set", f"{k}={v!r}")]
+    subprocess.run([sys.executable, "-m", "backend.train", "apt", "--steps", "20", "--device", "cpu", *sets],
+                   cwd=ROOT, env=env, check=True, timeout=600, capture_output=True)
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == sorted(
+        f"apt-{n}.{e}" for n in ("cnn", "mlp", "robust", "generator") for e in ("json", "pt"))
+    code = ("from backend.apt import load_models, attack_report; m = load_models(); "
+            "assert m.classifiers == ['cnn', 'mlp', 'robust']; assert attack_report().n_images == 2")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=120)
