@@ -22,9 +22,12 @@ RECIPES = recipes()
 
 # The domain's public loader, run in a fresh process on the folder a run wrote.
 LOADERS = {
-    "video-bouncing": "from backend.video import load_model; m = load_model('bouncing'); "
-                      "assert m.num_frames == 4, m.num_frames",
-    "causal-dcrl": "from backend.causal import load_learner; m = load_learner('dcrl'); assert m is not None",
+    "video-bouncing": "import numpy as np; from backend.video import load_model; m = load_model('bouncing'); "
+                      "known = np.arange(m.num_frames) % 4 == 0; "
+                      "clip = np.zeros((m.num_frames, m.resolution, m.resolution, 3), np.uint8); "
+                      "assert m.infill(clip, known, steps=2, seed=0).shape == clip.shape",
+    "causal-dcrl": "from backend.causal import load_learner; model, config, card = load_learner('dcrl'); "
+                   "assert card['steps'] >= 20 and config",
 }
 
 
@@ -49,7 +52,7 @@ def _args(name: str) -> list[str]:
 def _check_written(name, ckpt, before, env):
     assert _changed(ckpt, before) == {f"{name}.pt", f"{name}.json"}
     card = validate_card_file(ckpt / f"{name}.json")
-    assert card.steps == 20 and card.metrics and card.size_bytes == (ckpt / f"{name}.pt").stat().st_size
+    assert card.steps >= 20 and card.metrics and card.size_bytes == (ckpt / f"{name}.pt").stat().st_size
     if name in LOADERS:
         r = subprocess.run([sys.executable, "-c", LOADERS[name]], cwd=ROOT, env=env, capture_output=True, text=True,
                            timeout=300)

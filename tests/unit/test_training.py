@@ -49,6 +49,7 @@ class Toy(Recipe):
         mse = (model(x).squeeze(1) - y).pow(2).mean()
         return mse, {"mse": float(mse.detach())}
 
+    @torch.no_grad()
     def _mse(self, model, seed):
         x = np.random.default_rng(seed).normal(size=(self.config["n_eval"], 3)).astype(np.float32)
         return float((model(torch.as_tensor(x)).squeeze(1) - torch.as_tensor(x @ W_TRUE)).pow(2).mean())
