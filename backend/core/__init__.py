@@ -15,7 +15,6 @@ from backend.core.registry import (
     load_train_state,
     read_card,
     read_prose,
-    run_stages,
     save_checkpoint,
     save_train_state,
 )
@@ -46,7 +45,6 @@ __all__ = [
     "load_train_state",
     "read_card",
     "read_prose",
-    "run_stages",
     "save_checkpoint",
     "save_train_state",
     "set_seed",

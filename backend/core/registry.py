@@ -155,23 +155,3 @@ def load_train_state(name: str, map_location="cpu") -> dict | None:
     if not p.exists():
         return None
     return torch.load(p, map_location=map_location, weights_only=False)
-
-
-def run_stages(name: str, seed: int, steps: int, state: dict | None = None) -> tuple[list[int], str, str | None]:
-    """How a (possibly resumed) run was made: (stages, command, note) for its model card.
-
-    A run resumed with another total step count is a new stage whose learning-rate schedule spans the new
-    total; the state keeps `stages` so the card's command replays every stage (`--resume` after the first).
-    States from before `stages` existed count as one stage of their own `steps`.
-    """
-    stages = [int(steps)]
-    if state is not None:
-        prev = [int(s) for s in state.get("stages") or [state.get("steps") or state["step"]]]
-        stages = prev if prev[-1] == int(steps) else [*prev, int(steps)]
-    command = " && ".join(f"python -m backend.train {name} --steps {s} --seed {seed}" + (" --resume" if i else "")
-                          for i, s in enumerate(stages))
-    note = None
-    if len(stages) > 1:
-        note = (f"trained in {len(stages)} resumed stages ending at steps {', '.join(map(str, stages))}; each stage's "
-                f"learning-rate schedule spans its own total, so a single run of {stages[-1]} steps would differ")
-    return stages, command, note

@@ -237,13 +237,11 @@ def test_attack_report_reads_the_generator_payload():
 
 
 # ---------------------------------------------------------------- training recipes
-def test_recipes_and_group_are_registered_and_backend_has_no_streamlit():
+def test_recipes_and_group_are_registered():
     from backend.domains import groups, recipes
 
     assert groups()["apt"] == ["apt-cnn", "apt-mlp", "apt-robust", "apt-generator"]
     assert set(groups()["apt"]) <= set(recipes())
-    code = "import sys, backend.apt, backend.apt.train; assert 'streamlit' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
 
 
 def _context(recipe, phase_index=0):

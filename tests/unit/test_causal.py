@@ -281,6 +281,6 @@ def test_shipped_cards_name_the_additions_beyond_the_paper():
         assert any("sparsity penalty" in t and "paper" in t for t in card["limitations"]), name
 
 
-def test_backend_does_not_import_streamlit():
-    code = "import sys; import backend.causal; assert 'streamlit' not in sys.modules; assert 'torch' not in sys.modules"
+def test_importing_causal_does_not_load_torch():
+    code = "import sys; import backend.causal; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -97,9 +93,3 @@ def test_selection_ids_and_composition():
                       "cell_type": ["a", "b", "a", "a", "a"]})
     c = composition(t, [0, 2, 3, 4], "cell_type")
     assert c.set_index("cell_type").loc["a"].tolist() == [2, 2]
-
-
-def test_backend_does_not_import_streamlit():
-    code = "import backend.cells, backend.cells.train, backend.cells.bench, sys; print('streamlit' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=os.getcwd(), timeout=120)
-    assert out.stdout.strip().endswith("False"), out.stderr[-500:]
