@@ -1,4 +1,4 @@
-"""Small synthetic count data shared by the Cells tests."""
+"""Small synthetic count data and the shipped data/model fixtures shared by the Cells tests."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import tempfile
 
 import numpy as np
 import pandas as pd
+import pytest
 import scipy.sparse as sp
+
+from backend.cells import load_dataset, load_model
 
 
 def h5ad_bytes(adata) -> bytes:
@@ -30,3 +33,13 @@ def toy(n=300, g=40, seed=0, types=("a", "b")):
     x = rng.poisson(rng.gamma(5.0, mu / 5.0)).astype(np.float32)
     return ad.AnnData(X=sp.csr_matrix(x), obs=pd.DataFrame({"cell_type": lab}, index=[f"c{i}" for i in range(n)]),
                       var=pd.DataFrame(index=[f"g{j}" for j in range(g)]))
+
+
+@pytest.fixture(scope="module")
+def real():
+    return load_dataset("pbmc68k")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model("pbmc68k")

@@ -9,19 +9,9 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from backend.cells import load_dataset, load_model, read_h5ad_counts
+from backend.cells import read_h5ad_counts
 from backend.cells.data import recover_counts
-from tests.unit.cells_toy import h5ad_bytes, toy
-
-
-@pytest.fixture(scope="module")
-def real():
-    return load_dataset("pbmc68k")
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_model("pbmc68k")
+from tests.unit.cells_toy import h5ad_bytes, model, real, toy  # noqa: F401 (fixtures)
 
 
 def test_count_recovery_is_exact():

@@ -5,19 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend.cells import evaluate, load_dataset, load_model
+from backend.cells import evaluate
 from backend.cells.metrics import knn_f1, rbf_mmd, wasserstein2
-from tests.unit.cells_toy import toy
-
-
-@pytest.fixture(scope="module")
-def real():
-    return load_dataset("pbmc68k")
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_model("pbmc68k")
+from tests.unit.cells_toy import model, real, toy  # noqa: F401 (fixtures)
 
 
 def test_distances_on_hand_made_sets():

@@ -7,17 +7,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from backend.cells import load_dataset, load_model
-
-
-@pytest.fixture(scope="module")
-def real():
-    return load_dataset("pbmc68k")
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_model("pbmc68k")
+from tests.unit.cells_toy import model, real  # noqa: F401 (fixtures)
 
 
 def test_nb_log_prob_matches_scipy():

@@ -6,17 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backend.cells import load_dataset, load_model
-
-
-@pytest.fixture(scope="module")
-def real():
-    return load_dataset("pbmc68k")
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_model("pbmc68k")
+from tests.unit.cells_toy import model, real  # noqa: F401 (fixtures)
 
 
 def test_knn_placement_of_real_cells_lands_on_them(model, real):

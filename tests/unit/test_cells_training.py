@@ -9,18 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from backend.cells import fit, load_dataset, load_model
-from tests.unit.cells_toy import toy
-
-
-@pytest.fixture(scope="module")
-def real():
-    return load_dataset("pbmc68k")
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_model("pbmc68k")
+from backend.cells import fit
+from tests.unit.cells_toy import model, real, toy  # noqa: F401 (fixtures)
 
 
 @pytest.mark.slow
