@@ -30,24 +30,23 @@ def _module(domain: str, sub: str):
         raise
 
 
-def recipes() -> dict:
-    """checkpoint name -> Recipe class, for every built domain, in domain order."""
+def _collect(attribute: str) -> dict:
     out = {}
     for d in DOMAINS:
         m = _module(d, "train")
         if m is not None:
-            out.update(getattr(m, "RECIPES", {}))
+            out.update(getattr(m, attribute, {}))
     return out
+
+
+def recipes() -> dict:
+    """checkpoint name -> Recipe class, for every built domain, in domain order."""
+    return _collect("RECIPES")
 
 
 def groups() -> dict:
     """group name -> checkpoint names trained in order (e.g. "apt" -> its classifiers and generator)."""
-    out = {}
-    for d in DOMAINS:
-        m = _module(d, "train")
-        if m is not None:
-            out.update(getattr(m, "GROUPS", {}))
-    return out
+    return _collect("GROUPS")
 
 
 def benches() -> dict:
