@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from tests.conftest import run_page
+from tests.unit.cells_toy import h5ad_bytes
 
 
 def _h5ad(x, obs) -> bytes:
     import anndata as ad
 
-    a = ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=[f"g{j}" for j in range(x.shape[1])]))
-    fd, path = tempfile.mkstemp(suffix=".h5ad")
-    os.close(fd)
-    try:
-        a.write_h5ad(path)
-        return open(path, "rb").read()
-    finally:
-        os.unlink(path)
+    return h5ad_bytes(ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=[f"g{j}" for j in range(x.shape[1])])))
 
 
 def test_cells_page_default_and_interactions():
