@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 import threading
@@ -72,11 +73,15 @@ def test_seed_reproducible():
 
 
 # --- registry ---------------------------------------------------------------------------------
+def _card(name: str) -> ModelCard:
+    return ModelCard(name=name, title="Toy", paper="-", data="-", config={"width": 3},
+                     command=f"python -m backend.train {name}", device="cpu", steps=1, wall_time_s=0.0,
+                     metrics={"acc": 0.9}, baselines={"chance": 0.1})
+
+
 def test_registry_round_trip(tmp_path):
     payload = {"state_dict": {"w": torch.arange(6.0).reshape(2, 3)}, "config": {"width": 3, "name": "x"}}
-    card = ModelCard(name="toy", title="Toy", paper="-", data="-", config={"width": 3}, command="python -m backend.train toy",
-                     device="cpu", steps=1, wall_time_s=0.0, metrics={"acc": 0.9}, baselines={"chance": 0.1})
-    write_checkpoint("toy", payload, card, directory=tmp_path)
+    write_checkpoint("toy", payload, _card("toy"), directory=tmp_path)
     loaded, card = load_checkpoint("toy", directory=tmp_path)
     assert torch.equal(loaded["state_dict"]["w"], payload["state_dict"]["w"])
     assert loaded["config"] == {"width": 3, "name": "x"}
@@ -91,8 +96,8 @@ def test_registry_missing_file_names_it(tmp_path):
 
 
 def test_registry_corrupt_file_is_clear_error(tmp_path):
-    pt = save_checkpoint("toy", {"w": torch.ones(100)}, directory=tmp_path)
-    (tmp_path / "toy.json").write_text(f'{{"size_bytes": {pt.stat().st_size}}}')
+    write_checkpoint("toy", {"w": torch.ones(100)}, _card("toy"), directory=tmp_path)
+    pt = tmp_path / "toy.pt"
     pt.write_bytes(pt.read_bytes()[: pt.stat().st_size // 2])  # truncate
     with pytest.raises(CheckpointError, match=r"toy\.pt is corrupt"):
         load_checkpoint("toy", directory=tmp_path)
@@ -106,8 +111,12 @@ def test_registry_corrupt_card_and_orphan_card(tmp_path):
     with pytest.raises(CheckpointError, match="card .*toy.json is corrupt"):
         read_card("toy", directory=tmp_path)
     (tmp_path / "ghost.json").write_text("{}")
+    write_checkpoint("diary", {"w": torch.ones(2)}, _card("diary"), directory=tmp_path)
+    card = json.loads((tmp_path / "diary.json").read_text())
+    (tmp_path / "diary.json").write_text(json.dumps({**card, "why": "a long story"}))
     problems = {i.name: i.problem for i in list_checkpoints(tmp_path)}
     assert "missing" in problems["ghost"] and "corrupt" in problems["toy"]
+    assert "not a valid model card" in problems["diary"] and "why" in problems["diary"]
 
 
 def test_registry_refuses_pickled_objects(tmp_path):
