@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,16 +22,8 @@ def evaluate_recipe(recipe: Recipe, model, ctx: Context) -> dict:
     import torch
 
     model.eval()
-    with torch.no_grad() if getattr(recipe, "evaluate_no_grad", True) else _null():
+    with torch.no_grad() if recipe.evaluate_no_grad else contextlib.nullcontext():
         return recipe.evaluate(model, ctx)
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
 CARD_FIELDS = ("metrics", "baselines", "targets", "headline", "readout", "limitations")

@@ -78,6 +78,7 @@ class Recipe:
     keep_best: bool = False
     log_every: int = 50
     find_unused_parameters: bool = False  # DDP: set when a phase's loss leaves trainable parameters unused
+    evaluate_no_grad: bool = True  # False when the evaluation itself needs gradients (attacks, a nested fit)
     smoke: dict = {}  # config overrides that make a 20-step run and its evaluation take seconds (tests)
 
     def __init__(self, **overrides):
