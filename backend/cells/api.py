@@ -230,7 +230,7 @@ def load_model(name: str = "pbmc68k", device: str | None = None) -> CellsModel:
 
 
 def shipped_evaluation(name: str = "pbmc68k") -> dict:
-    """The shipped model's held-out evaluation detail (validation rows, per-type table, guidance sweep,
+    """The shipped model's held-out evaluation detail (validation rows, per-type table,
     augmentation, reference numbers): the checkpoint's "evaluation" entry, beside its slim card."""
     return load_model(name).evaluation
 

@@ -28,22 +28,26 @@ class HeldoutComparison:
     real_train: dict | None = None
 
     def per_type(self) -> pd.DataFrame:
-        """CFGen's per-type table beside the baseline's."""
+        """CFGen's per-type table beside the baseline's; `too_small` types (< 20 held-out cells) are not ranked."""
         per = self.cfgen["per_type"].copy()
         if self.baseline is not None:
-            cols = ["type", "w2", "rbf_mmd", "knn_f1", "centroid_offset", "spread_ratio"]
+            cols = ["type", "w2", "mmd2_u", "rbf_mmd", "knn_f1", "centroid_offset", "spread_ratio"]
             per = per.merge(self.baseline["per_type"][cols], on="type", suffixes=("", " (NB)"))
+        per["too_small"] = per["too_small"].map({True: "too small to rank", False: ""})
         return per.round(3)
 
     def title(self) -> str:
         return (f"**These {self.n_gen:,} generated cells vs {self.n_test:,} held-out real cells** "
                 f"({'per ' + self.by if self.by else 'all cells pooled'}, 30 PCs fit on the held-out cells; lower "
-                "is better except 5-NN F1, where 0.5 means indistinguishable)")
+                "is better except 5-NN F1, where 0.5 means indistinguishable; per-type means over types with "
+                ">= 20 held-out cells)")
 
     def headline(self) -> list[tuple]:
-        """(label, value, delta vs the NB baseline, delta colour) for W2, RBF-MMD and 5-NN F1."""
+        """(label, value, delta vs the NB baseline, delta colour): pooled W2, and unbiased MMD^2 over the types
+        with >= 20 held-out cells (over all matched types when none has 20)."""
         nb, out = self.baseline, []
-        for key, label in (("w2", "W2"), ("rbf_mmd", "RBF-MMD"), ("knn_f1", "5-NN F1")):
+        mmd = "mmd2_u_large" if self.cfgen["n_types_large"] else "mmd2_u"
+        for key, label in (("w2_pooled", "W2, pooled"), (mmd, "MMD² unbiased"), ("knn_f1", "5-NN F1")):
             v = self.cfgen[key]
             delta = None if nb is None else f"{v - nb[key]:+.3f} vs NB baseline ({nb[key]:.3f})"
             out.append((f"{label} (CFGen)", f"{v:.3f}", delta, "off" if key == "knn_f1" else "inverse"))
@@ -55,7 +59,8 @@ class HeldoutComparison:
             ("NB baseline", self.baseline), ("real training cells", self.real_train)) if d is not None]
         return ("W2 mixes *centroid_offset* (distance between held-out and generated means) and *spread_ratio* "
                 f"(generated RMS spread / held-out). Mean spread ratio: {', '.join(spreads)} (real cells: the "
-                "reference; any set looks less spread in PCs fit on the held-out cells).")
+                "reference; any set looks less spread in PCs fit on the held-out cells). MMD² is the unbiased "
+                "estimate (~0 for two samples of one distribution; can dip below 0); rbf_mmd is CFGen's biased one.")
 
 
 @dataclass
@@ -135,17 +140,22 @@ def rare_type_augmentation(model, real, by: str) -> dict:
 
 @dataclass
 class CheckpointReport:
-    """A model's own held-out evaluation, ready to show: metrics beside the baselines (from the card) and the
-    validation choice, guidance sweep and augmentation (from the checkpoint's evaluation entry)."""
+    """A model's own held-out evaluation, ready to show: metrics with 95% intervals beside the baselines (from the
+    card), the per-type table and the validation choice (from the checkpoint's evaluation entry)."""
 
     summary: str
     readout: str = ""
     heldout: pd.DataFrame | None = None
+    per_type: pd.DataFrame | None = None
     validation_note: str = ""
     validation: pd.DataFrame | None = None
-    sweep: pd.DataFrame | None = None
     reference_note: str = ""
     augmentation: dict | None = None
+
+
+HEADLINE_COLUMNS = (("W2, all cells pooled", "w2_pooled"), ("MMD² unbiased, types ≥ 20", "mmd2_u_large"),
+                    ("W2, types ≥ 20", "w2_large"), ("RBF-MMD, all types (CFGen's protocol)", "rbf_mmd"),
+                    ("W2, all types (CFGen's protocol)", "w2"))
 
 
 def checkpoint_report(model, real) -> CheckpointReport:
@@ -162,29 +172,30 @@ def checkpoint_report(model, real) -> CheckpointReport:
     out = CheckpointReport(summary, card.get("readout", ""), augmentation=ev.get("augmentation"),
                            reference_note=ev.get("reference_numbers", ""))
     m, b = card.get("metrics") or {}, card.get("baselines") or {}
-    if "rbf_mmd" in m:
-        rows = [("CFGen", "", "_sem"), ("per-gene NB per type (baseline)", "nb_", None),
-                ("real training cells (reference)", "real_train_", None)]
-        src = {"": m, "nb_": b, "real_train_": b}
-        out.heldout = pd.DataFrame([{"model": name, **{label: _value(src[p], p + key, p == "" and sem)
-                                                        for label, key in (("RBF-MMD", "rbf_mmd"), ("W2", "w2"),
-                                                                           ("W2, types ≥ 20 cells", "w2_types_ge20"),
-                                                                           ("5-NN F1", "knn_f1"))}}
-                                    for name, p, sem in rows])
+    if "w2_pooled" in m:
+        rows = [("CFGen", m, ""), ("per-gene NB per type (baseline)", b, "nb_"),
+                ("real training cells (reference)", b, "real_train_")]
+        out.heldout = pd.DataFrame([{"model": name, **{label: _value(d, p + key) for label, key in HEADLINE_COLUMNS}}
+                                    for name, d, p in rows])
+    if ev.get("per_type"):
+        per = pd.DataFrame(ev["per_type"])
+        per["too_small"] = per["too_small"].map({True: "too small to rank", False: ""})
+        out.per_type = per.round(3)
     v = ev.get("validation")
-    if v:
+    if v and "w2_pooled" in v.get("nb", {}):
         out.validation = pd.DataFrame(v["rows"]).round(3)
-        out.validation_note = (f"Guidance and ODE steps chosen on validation ({v['n_val']} training cells held back "
-                               f"from a model trained on the other {v['n_fit']}; NB baseline there: W2 "
-                               f"{v['nb']['w2']:.3f}, RBF-MMD {v['nb']['rbf_mmd']:.3f}):")
-    if ev.get("guidance_sweep"):
-        out.sweep = pd.DataFrame(ev["guidance_sweep"]).round(3)
+        out.validation_note = (f"Guidance chosen on validation ({v['n_val']} training cells, split seed "
+                               f"{v['val_seed']}, held back from a model trained on the other {v['n_fit']}; lowest "
+                               f"W2/W2(NB) + MMD²/MMD²(NB), MMD² over types with ≥ {v['min_cells']} validation "
+                               f"cells, {v['seeds']} seeds; NB there: W2 {v['nb']['w2_pooled']:.3f}, MMD² "
+                               f"{v['nb']['mmd2_u_large']:.3f}):")
     return out
 
 
-def _value(d: dict, key: str, with_sem) -> str:
+def _value(d: dict, key: str) -> str:
+    """'mean [low, high]' (the 95% interval over generation seeds) or '–'."""
     v = d.get(key)
     if v is None:
         return "–"
-    sem = d.get(key + "_sem") if with_sem else None
-    return f"{v:.3f}" + (f" ± {sem:.3f}" if sem is not None else "")
+    lo, hi = d.get(key + "_lo"), d.get(key + "_hi")
+    return f"{v:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else "")

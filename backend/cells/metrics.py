@@ -2,8 +2,10 @@
 a PCA space fit on real held-out cells (normalize_total 1e4, log1p, 30 PCs; generated cells are projected
 with the *real* mean and components), per-cell-type 2-Wasserstein (exact OT, uniform weights), RBF-MMD
 (biased MMD^2 with a sum of RBF kernels, sigma in {0.01, 0.1, 1, 10, 100}) and a 5-NN real-vs-generated
-macro-F1 (leave-one-out on the pooled cells; ~0.5 = indistinguishable),
-averaged over types. Plus the per-gene negative-binomial baseline, real reference cells and count-realism
+macro-F1 (leave-one-out on the pooled cells; ~0.5 = indistinguishable), averaged over types. Beside them, metrics
+without sample-size artefacts: the unbiased MMD^2 (U-statistic, no self-similarity terms; ~0 for two samples of
+one distribution at any size), W2 over all cells pooled, and per-type averages over types with >= 20 real cells
+only (`LARGE`); `interval95` gives a t-interval over generation seeds. Plus the per-gene negative-binomial baseline, real reference cells and count-realism
 statistics.
 """
 
@@ -16,6 +18,7 @@ from backend.cells.data import log_normalize
 from backend.cells.threads import one_thread
 
 SIGMAS = (0.01, 0.1, 1.0, 10.0, 100.0)
+LARGE = 20  # per-type averages that rank models use only types with at least this many real cells
 
 
 # --- distances on point clouds ---------------------------------------------------------------------
@@ -36,6 +39,38 @@ def rbf_mmd(x: np.ndarray, y: np.ndarray, sigmas=SIGMAS) -> float:
         g = 1.0 / (2.0 * s * s)
         total += np.exp(-g * dxx).mean() + np.exp(-g * dyy).mean() - 2.0 * np.exp(-g * dxy).mean()
     return float(max(total, 0.0))
+
+
+def mmd2_unbiased(x: np.ndarray, y: np.ndarray, sigmas=SIGMAS) -> float:
+    """Unbiased MMD^2 (the U-statistic) with the same kernel sum as `rbf_mmd`: the within-set means leave out
+    each point's similarity to itself, so two samples of one distribution score ~0 at any size (the biased
+    estimate adds about n_sigmas * (1/n + 1/m) at small bandwidths). Can be slightly negative; needs >= 2 each."""
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64)
+    n, m = len(x), len(y)
+    if n < 2 or m < 2:
+        raise ValueError("The unbiased MMD needs at least 2 cells in each set.")
+    dxx, dyy, dxy = _sqdist(x, x), _sqdist(y, y), _sqdist(x, y)
+    total = 0.0
+    for s in sigmas:
+        g = 1.0 / (2.0 * s * s)
+        kxx, kyy = np.exp(-g * dxx), np.exp(-g * dyy)
+        total += ((kxx.sum() - np.trace(kxx)) / (n * (n - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+                  - 2.0 * np.exp(-g * dxy).mean())
+    return float(total)
+
+
+def interval95(values) -> tuple[float, float, float]:
+    """(mean, low, high): the 95% Student-t interval of the mean of `values` (e.g. one per generation seed);
+    a single value gives a zero-width interval."""
+    from scipy.stats import t
+
+    v = np.asarray(values, np.float64)
+    mean = float(v.mean())
+    if len(v) < 2:
+        return mean, mean, mean
+    half = float(t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return mean, mean - half, mean + half
 
 
 def wasserstein2(x: np.ndarray, y: np.ndarray, max_lp: int = 250_000, seed: int = 0) -> float:
@@ -134,17 +169,19 @@ def align_genes(real, gen):
 
 
 @one_thread
-def evaluate(real, gen, by: str | None = "cell_type", n_pcs: int = 30, min_cells: int = 2, large: int = 20,
+def evaluate(real, gen, by: str | None = "cell_type", n_pcs: int = 30, min_cells: int = 2, large: int = LARGE,
              knn_min: int = 10) -> dict:
     """Distances between real and generated cells in a 30-PC space fit on the real cells.
 
-    Per group of `by` (present in both with >= `min_cells` cells each), then averaged over groups. The 5-NN F1
-    is computed only for groups with >= `knn_min` cells on both sides (leave-one-out on 2-9 cells is biased
-    towards 0). `*_large` keys average over groups with >= `large` real cells (CFGen's per-type script at
-    db92d15 skipped smaller types): W2 on a handful of cells mostly measures sampling noise.
+    `w2_pooled`: W2 between all real and all generated cells (one set each; with one generated cell per real cell
+    the types are pooled by their real proportions). Per group of `by` (present in both with >= `min_cells` cells
+    each): W2, CFGen's biased RBF-MMD, the unbiased MMD^2 (`mmd2_u`) and the 5-NN F1 (only for groups with
+    >= `knn_min` cells on both sides; leave-one-out on 2-9 cells is biased towards 0). `rbf_mmd`, `w2`, `mmd2_u`
+    average all groups (CFGen's protocol); `*_large` only groups with >= `large` real cells, the ones that rank
+    (on a handful of cells W2 mostly measures sampling noise); `per_type` flags the others `too_small`.
     Per type also the centroid offset and the spread ratio (`offset_and_spread`), the two things W2 mixes.
-    Returns {"rbf_mmd", "w2", "knn_f1", "spread_ratio", "w2_large", "rbf_mmd_large", "n_types", "n_types_large",
-    "per_type"}.
+    Returns {"rbf_mmd", "w2", "knn_f1", "mmd2_u", "w2_pooled", "spread_ratio", "w2_large", "rbf_mmd_large",
+    "mmd2_u_large", "n_types", "n_types_large", "per_type"}.
     """
     if real.n_obs < 2 or gen.n_obs < 2:
         raise ValueError("Evaluation needs at least 2 real and 2 generated cells.")
@@ -164,18 +201,22 @@ def evaluate(real, gen, by: str | None = "cell_type", n_pcs: int = 30, min_cells
         f1 = knn_f1(a, b) if min(len(a), len(b)) >= knn_min else np.nan
         offset, ratio = offset_and_spread(a, b)
         rows.append({"type": t, "n_real": len(a), "n_gen": len(b), "w2": wasserstein2(a, b),
-                     "rbf_mmd": rbf_mmd(a, b), "knn_f1": f1, "centroid_offset": offset, "spread_ratio": ratio})
-    per = pd.DataFrame(rows, columns=["type", "n_real", "n_gen", "w2", "rbf_mmd", "knn_f1", "centroid_offset",
-                                      "spread_ratio"])
+                     "rbf_mmd": rbf_mmd(a, b), "mmd2_u": mmd2_unbiased(a, b), "knn_f1": f1,
+                     "centroid_offset": offset, "spread_ratio": ratio, "too_small": len(a) < large})
+    per = pd.DataFrame(rows, columns=["type", "n_real", "n_gen", "w2", "rbf_mmd", "mmd2_u", "knn_f1",
+                                      "centroid_offset", "spread_ratio", "too_small"])
     if per.empty:
         raise ValueError(f"No {by or 'group'} has at least {min_cells} real and {min_cells} generated cells.")
-    big = per[per["n_real"] >= large]
+    big = per[~per["too_small"].astype(bool)]
     f1 = per["knn_f1"].dropna()
+
+    def big_mean(col):
+        return float(big[col].mean()) if len(big) else float("nan")
+
     return {"rbf_mmd": float(per["rbf_mmd"].mean()), "w2": float(per["w2"].mean()),
-            "knn_f1": float(f1.mean()) if len(f1) else float("nan"),
-            "spread_ratio": float(per["spread_ratio"].mean()),
-            "w2_large": float(big["w2"].mean()) if len(big) else float("nan"),
-            "rbf_mmd_large": float(big["rbf_mmd"].mean()) if len(big) else float("nan"),
+            "knn_f1": float(f1.mean()) if len(f1) else float("nan"), "mmd2_u": float(per["mmd2_u"].mean()),
+            "w2_pooled": wasserstein2(rp, gp), "spread_ratio": float(per["spread_ratio"].mean()),
+            "w2_large": big_mean("w2"), "rbf_mmd_large": big_mean("rbf_mmd"), "mmd2_u_large": big_mean("mmd2_u"),
             "n_types": len(per), "n_types_large": len(big), "per_type": per}
 
 

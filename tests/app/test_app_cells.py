@@ -29,8 +29,8 @@ def test_cells_page_default_and_interactions():
     assert any("customdata" in tr for tr in spec["data"])
     assert sum(len(tr["x"]) for tr in spec["data"] if isinstance(tr.get("x"), list)) in (0, 1200) or spec["data"]
     labels = [m.label for m in at.metric]
-    assert "W2 (CFGen)" in labels and "RBF-MMD (CFGen)" in labels
-    w2 = next(m for m in at.metric if m.label == "W2 (CFGen)")
+    assert "W2, pooled (CFGen)" in labels and "MMD² unbiased (CFGen)" in labels
+    w2 = next(m for m in at.metric if m.label == "W2, pooled (CFGen)")
     assert "NB baseline" in (w2.delta or "")
     spread = next(c.value for c in at.caption if "Mean spread ratio: CFGen" in c.value)
     ratios = [float(v) for v in re.findall(r"(?:CFGen|NB baseline|real training cells) (\d+\.\d+)", spread)]

@@ -20,7 +20,7 @@ def test_cells_page_in_browser(server, page):
     expect(page.get_by_text("Cells: CFGen").first).to_be_visible(timeout=120_000)
     chart = page.get_by_test_id("stPlotlyChart").first
     expect(chart).to_be_visible(timeout=120_000)
-    expect(page.get_by_text("W2 (CFGen)").first).to_be_attached()
+    expect(page.get_by_text("W2, pooled (CFGen)").first).to_be_attached()
     assert page.evaluate("!!document.createElement('canvas').getContext('webgl')"), "WebGL unavailable"
 
     # lasso around the middle of the map (dragmode is lasso)

@@ -54,8 +54,8 @@ def test_recipe_smoke_run_writes_a_checkpoint_the_loader_reads(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     (tmp_path / "ckpt" / "cells-pbmc68k.md").write_text("# smoke\n")
     card = validate_card_file(tmp_path / "ckpt" / "cells-pbmc68k.json")
-    assert card.steps == 20 + 40 + CellsPbmc68k.smoke["theta_steps"] and "rbf_mmd" in card.metrics
+    assert card.steps == 20 + 40 + CellsPbmc68k.smoke["theta_steps"] and "w2_pooled" in card.metrics
     payload, _ = load_checkpoint("cells-pbmc68k", directory=tmp_path / "ckpt")
-    assert {"validation", "per_type", "guidance_sweep"} <= set(payload["evaluation"])
+    assert {"validation", "per_type", "types_ge20"} <= set(payload["evaluation"])
     gen = CellsModel(payload).generate(10, conditions={"cell_type": "CD19+ B"}, seed=0, steps=3)
     assert gen.shape == (10, 765) and np.all(gen.X.data == np.rint(gen.X.data))
