@@ -177,7 +177,7 @@ def checkpoint_report(model, real) -> CheckpointReport:
                 ("real training cells (reference)", b, "real_train_")]
         out.heldout = pd.DataFrame([{"model": name, **{label: _value(d, p + key) for label, key in HEADLINE_COLUMNS}}
                                     for name, d, p in rows])
-    if ev.get("per_type"):
+    if ev.get("per_type") and "too_small" in ev["per_type"][0]:
         per = pd.DataFrame(ev["per_type"])
         per["too_small"] = per["too_small"].map({True: "too small to rank", False: ""})
         out.per_type = per.round(3)
