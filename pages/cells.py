@@ -48,7 +48,7 @@ header(
 """,
 )
 
-DEFAULTS = {"source": "pbmc68k", "v1": ALL, "v2": NOT_SET, "w1": 1.5, "w2": 1.0, "n": 500, "steps": DEFAULT_STEPS,
+DEFAULTS = {"source": "pbmc68k", "v1": ALL, "v2": NOT_SET, "w1": 1.0, "w2": 1.0, "n": 500, "steps": DEFAULT_STEPS,
             "solver": "midpoint", "seed": 0, "place": "knn", "color": "cell_type", "gene": "CD14", "budget": 120}
 s = url_state("cells", DEFAULTS)
 

@@ -189,7 +189,7 @@ def alone():
 class CellsPbmc68k(CFGenRecipe):
     name = "cells-pbmc68k"
     data = ("scanpy pbmc68k_reduced: 700 cells x 765 genes, integer counts recovered from .raw.X; stratified split "
-            "by cell type (seed 0): 525 training / 175 held-out cells")
+            "by cell type (seed 0): 524 training / 176 held-out cells")
     config = {**CONFIG, "condition_keys": ["cell_type", "phase"], "map": "umap",
               "guidance_grid": [1.0, 1.5, 2.0, 2.5],  # CFGen: weight 1 in its configs, 1.5 in the PBMC3k notebook
               "steps_grid": [10, 30], "eval_seeds": 10, "val_seeds": 10, "aug_seeds": 3}
@@ -258,7 +258,7 @@ class CellsPbmc68k(CFGenRecipe):
             "limitations": [
                 f"Only {len(rep['detail']['types_ge20'])} of 10 types have >= 20 held-out cells; the other "
                 f"{n_small} are listed per type but too small to rank.",
-                "Intervals cover generation draws only; the 175 held-out cells are one fixed sample.",
+                f"Intervals cover generation draws only; the {len(test)} held-out cells are one fixed sample.",
                 "rbf_mmd and w2 follow CFGen's protocol (biased MMD, every type): mostly a sample-size constant.",
                 "Generated cells do not help a classifier on the rarest types (rare_f1_augmented).",
                 "765 genes of a reduced dataset; not CFGen's full PBMC68k setting.",
