@@ -36,6 +36,15 @@ def test_cells_page_default_and_interactions():
     ratios = [float(v) for v in re.findall(r"(?:CFGen|NB baseline|real training cells) (\d+\.\d+)", spread)]
     assert len(ratios) == 3 and all(0.1 < r < 3 for r in ratios), spread
     assert any(b.label.startswith("Download generated cells") for b in at.get("download_button"))
+    # the shipped card's held-out table (pooled W2 with its interval) and the per-type table with small types flagged
+    from backend.cells import load_model
+
+    m = load_model("pbmc68k").card["metrics"]
+    frames = [d.value for d in at.dataframe]
+    held = next(f for f in frames if "W2, all cells pooled" in f.columns)
+    assert held.iloc[0]["W2, all cells pooled"] == f"{m['w2_pooled']:.3f} [{m['w2_pooled_lo']:.3f}, {m['w2_pooled_hi']:.3f}]"
+    per = next(f for f in frames if "cfgen_mmd2_u" in f.columns)
+    assert set(per.loc[per["n_real"] < 20, "too_small"]) == {"too small to rank"}
 
     # choose one cell type and two attributes (compositional guidance on an unseen pair)
     at.selectbox(key="cells.v1").set_value("CD14+ Monocyte")
