@@ -72,7 +72,7 @@ def choose_digit(s):
     """The digit to attack (a Digit, or None) and a key naming it."""
     source = st.radio("Image", SOURCES, key=s.key("source"), horizontal=True,
                       help="A held-out test digit, a sample of the generator, your drawing or an uploaded image.")
-    digit, key = None, ""
+    digit, key, raw = None, "", None
     try:
         if source == "Test digit":
             i = st.number_input("Test digit #", 0, N_EVAL - 1, step=1, key=s.key("index"),
@@ -89,7 +89,7 @@ def choose_digit(s):
             digit, key = ((Digit.drawn(raw), f"draw:{hash(raw.tobytes())}") if source == "Draw"
                           else (Digit.uploaded(raw), f"upload:{raw.file_id}"))
     except ValueError as e:
-        show_error(e)
+        show_error(e, getattr(raw, "name", None))
     if digit is None:
         st.info("Nothing to attack yet: draw or upload a digit (a light or dark background both work).")
         return None, ""
