@@ -143,11 +143,22 @@ def count_matrix(adata):
                          "Upload raw counts (X or layers['counts']).")
     if sp.issparse(x):
         xs = sp.csr_matrix(x)
-        xs = sp.csr_matrix((np.rint(xs.data).astype(np.float32), xs.indices, xs.indptr), shape=xs.shape)
-    else:  # dense: build CSR block by block (rows), never a full float copy
-        rows = max(1, COUNT_CHUNK // max(1, x.shape[1]))
-        xs = sp.vstack([sp.csr_matrix(np.rint(x[i:i + rows]).astype(np.float32)) for i in range(0, x.shape[0], rows)],
-                       format="csr")
+        data = np.empty(xs.data.shape, np.float32)
+        for i in range(0, data.size, COUNT_CHUNK):
+            data[i:i + COUNT_CHUNK] = np.rint(xs.data[i:i + COUNT_CHUNK])
+        xs = sp.csr_matrix((data, xs.indices, xs.indptr), shape=xs.shape)
+    else:  # dense: fill a preallocated CSR block by block (rows), never a full float copy
+        rows, n = max(1, COUNT_CHUNK // max(1, x.shape[1])), x.shape[0]
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        for i in range(0, n, rows):
+            indptr[i + 1:i + rows + 1] = np.count_nonzero(np.rint(x[i:i + rows]), axis=1)
+        np.cumsum(indptr, out=indptr)
+        data, indices = np.empty(indptr[-1], np.float32), np.empty(indptr[-1], np.int32)
+        for i in range(0, n, rows):
+            block = np.rint(x[i:i + rows]).astype(np.float32)
+            r, c = np.nonzero(block)
+            data[indptr[i]:indptr[i] + len(r)], indices[indptr[i]:indptr[i] + len(r)] = block[r, c], c
+        xs = sp.csr_matrix((data, indices, indptr), shape=x.shape)
     xs.eliminate_zeros()
     return xs
 

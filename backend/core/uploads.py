@@ -229,9 +229,10 @@ def h5ad_budget(path: str, max_decoded: int = MAX_H5AD_DECODED_BYTES, max_values
         if kind not in "biuf":
             raise ValueError(f"The matrix {matrix} is not numeric; store raw integer counts.")
         if n > max_values:
-            what = "non-zero values" if shape is not None else "values (cells × genes, dense)"
+            what, fix = ("non-zero values", "S") if shape is not None else ("values (cells × genes, dense)",
+                                                                         "Store it sparse (scipy CSR) or s")
             raise ValueError(f"The count matrix holds {n:,} {what}; the limit is {max_values:,}. "
-                             "Store it sparse or subsample cells or genes.")
+                             f"{fix}ubsample cells or genes.")
     return sizes
 
 
