@@ -74,7 +74,7 @@ def load_image(data, max_bytes: int = MAX_IMAGE_BYTES, max_pixels: int = MAX_IMA
     except Image.DecompressionBombError as e:  # PIL's own guard, hit at open for headers far over our cap
         raise ValueError(f"The image has far more pixels than the limit of {max_pixels / 1e6:.0f} megapixels "
                          "decoded. Downscale it first.") from e
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as e:
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ValueError("This file could not be read as an image: it is not an image, or it is truncated. "
                          "Upload a PNG or JPEG.") from e
     return arr

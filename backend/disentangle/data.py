@@ -166,11 +166,20 @@ def _load_npz(raw: bytes):
 
 
 def _load_csv(raw: bytes):
-    try:
-        df = pd.read_csv(io.BytesIO(raw))
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise ValueError(f"The CSV file could not be parsed ({type(e).__name__}); save it as comma-separated "
-                         "text with one header row.") from e
+    n_cols = raw[:raw.find(b"\n") if b"\n" in raw else len(raw)].count(b",") + 1
+    if n_cols > 2 * MAX_COLUMNS:  # from the header line, before parsing
+        raise ValueError(f"The CSV has {n_cols} columns; the limit is {2 * MAX_COLUMNS}.")
+    why = {pd.errors.EmptyDataError: "it holds no text", UnicodeDecodeError: "it is not UTF-8 text",
+           pd.errors.ParserError: "its rows have different numbers of fields"}
+    try:  # at most MAX_ROWS + 1 rows are parsed, whatever the file holds
+        df = pd.read_csv(io.BytesIO(raw), nrows=MAX_ROWS + 1)
+    except tuple(why) as e:
+        reason = next(text for kind, text in why.items() if isinstance(e, kind))
+        raise ValueError(f"The CSV file could not be parsed: {reason}; save it as comma-separated text with one "
+                         "header row.") from e
+    if df.shape[0] > MAX_ROWS:
+        raise ValueError(f"The CSV has more than {MAX_ROWS:,} rows; the limit is {MAX_ROWS:,} samples. "
+                         "Subsample it first.")
     if df.shape[0] == 0:
         raise ValueError("The CSV has a header row but no data rows; add one row per sample below the header.")
     if df.shape[1] > 2 * MAX_COLUMNS:
