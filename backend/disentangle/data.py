@@ -84,7 +84,7 @@ def load_codes_file(data, filename: str = "codes.csv"):
     raise ValueError(f"{filename!r} is neither a .csv nor a .npz file; upload one of those.")
 
 
-MAX_DECODED_BYTES = 256 * 1024 * 1024  # all arrays of an .npz together, decoded (read from the headers first)
+MAX_DECODED_BYTES = 128 * 1024 * 1024  # all arrays of an .npz together, decoded (read from the headers first)
 NAME_ARRAYS = ("factor_names", "code_names")
 
 

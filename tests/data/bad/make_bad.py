@@ -252,7 +252,7 @@ def bomb_gif(folder: Path) -> Path:
 BOMBS = {  # builder -> (upload path, fragment of the expected message)
     bomb_h5ad_dense: ("h5ad", "the limit is 320 MB"),
     bomb_h5ad_sparse: ("h5ad", "the limit is 25,000,000"),
-    bomb_npz: ("codes", "the limit is 256 MB"),
+    bomb_npz: ("codes", "the limit is 128 MB"),
     bomb_png: ("image", "the limit is 16 megapixels"),
     bomb_gif: ("video", "megapixels per frame"),
 }
