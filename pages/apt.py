@@ -72,7 +72,7 @@ def choose_digit(s):
     """The digit to attack (a Digit, or None) and a key naming it."""
     source = st.radio("Image", SOURCES, key=s.key("source"), horizontal=True,
                       help="A held-out test digit, a sample of the generator, your drawing or an uploaded image.")
-    digit, key = None, ""
+    digit, key, raw = None, "", None
     try:
         if source == "Test digit":
             i = st.number_input("Test digit #", 0, N_EVAL - 1, step=1, key=s.key("index"),
@@ -89,7 +89,7 @@ def choose_digit(s):
             digit, key = ((Digit.drawn(raw), f"draw:{hash(raw.tobytes())}") if source == "Draw"
                           else (Digit.uploaded(raw), f"upload:{raw.file_id}"))
     except ValueError as e:
-        show_error(e)
+        show_error(e, getattr(raw, "name", None))
     if digit is None:
         st.info("Nothing to attack yet: draw or upload a digit (a light or dark background both work).")
         return None, ""
@@ -143,13 +143,13 @@ def run_comparison(digit, key: str, settings: AttackSettings):
             return None
         return st.session_state["apt._result"][1]
     live = st.empty()
-    with running("APT attack", cancel_key="apt_cancel") as prog:
-        try:
+    try:  # an error shows outside the status box (which ends in its error state)
+        with running("APT attack", cancel_key="apt_cancel") as prog:
             st.session_state["apt._result"] = (run_key, compare_attacks(
                 digit.image, digit.label, settings, progress=prog,
                 on_image=lambda stage, step, im: live.image(upscale(im, SCALE), caption=f"{stage}, step {step}")))
-        except ValueError as e:
-            show_error(e)
+    except ValueError as e:
+        show_error(e)
     live.empty()
     return (st.session_state.get("apt._result") or (None, None))[1]
 
@@ -217,11 +217,11 @@ def batch_run(s, settings: AttackSettings) -> None:
     s.sync()
     clicked = st.button("Run batch", key="apt_batch_run", on_click=_request, args=("apt._batch",))
     if st.session_state.pop("apt._batch", False) or clicked:
-        with running("Batch evaluation", cancel_key="apt_batch_cancel") as prog:
-            try:
+        try:
+            with running("Batch evaluation", cancel_key="apt_batch_cancel") as prog:
                 st.session_state["apt._batch_rows"] = run_fooling_rates(int(s["batch_n"]), settings, prog).rows
-            except ValueError as e:
-                show_error(e)
+        except ValueError as e:
+            show_error(e)
     if st.session_state.get("apt._batch_rows"):
         bdf = pd.DataFrame(st.session_state["apt._batch_rows"])
         st.dataframe(bdf, hide_index=True, width="stretch")

@@ -66,12 +66,11 @@ def choose(where, label: str, options: list, name: str, widget: str = "selectbox
 
 def uploaded_model():
     """Upload, validate and train on an .h5ad; returns (model, real cells) or (None, None)."""
-    up = st.file_uploader("An .h5ad with raw integer counts in X or layers['counts']", type=["h5ad"],
-                          key="cells.upload")
+    up = st.file_uploader(".h5ad with raw integer counts in X or layers['counts']", type=["h5ad"], key="cells.upload")
     try:
         adata, cols = read_upload(up.file_id, up) if up is not None else (None, [])
     except ValueError as e:
-        adata, cols = None, show_error(e)
+        adata, cols = None, show_error(e, up.name)
     if adata is not None:
         st.caption(f"{adata.n_obs:,} cells × {adata.n_vars:,} genes; attribute columns: {', '.join(cols)}")
         keys = st.multiselect("Attributes to condition on", cols, cols[:1], max_selections=2, key="cells.upload_keys")
@@ -79,12 +78,12 @@ def uploaded_model():
         st.button("Train CFGen on this file", type="primary", key="cells.train",  # the flag survives a rerun
                   on_click=lambda: st.session_state.update({"cells.train_requested": True}))
         if st.session_state.pop("cells.train_requested", False):
-            with running("Training CFGen", "cells.cancel_train") as p:
-                try:
+            try:  # the error shows outside the status box (which ends in its error state)
+                with running("Training CFGen", "cells.cancel_train") as p:
                     st.session_state["cells.user_model"] = fit(adata, condition_keys=keys, seed=int(s["seed"]),
                                                                max_seconds=float(s["budget"]), progress=p)
-                except ValueError as e:
-                    show_error(e)
+            except ValueError as e:
+                show_error(e, up.name)
     user = st.session_state.get("cells.user_model")
     if user is not None:
         st.success(checkpoint_report(user, user.real_data).summary)
@@ -103,7 +102,7 @@ def source_section():  # -> (model, real cells, token)
         with c_info:
             if s["source"] != "pbmc68k":
                 model, real = uploaded_model()
-                return model, real, f"user-{id(model)}"
+                return model, real, f"user-{model.digest}" if model is not None else None
             try:
                 model, real = load_model("pbmc68k"), load_dataset("pbmc68k")  # both cached in the backend
             except ValueError as e:  # CheckpointError is a ValueError
@@ -209,7 +208,7 @@ def counts_tab(c) -> None:
 
 def augmentation_tab(model, real, token: str, aug) -> None:
     if aug is None and st.button("Run the augmentation experiment", key="cells.run_aug", disabled=not
-                                 model.condition_keys, help="Logistic regression on PCs of real training cells, with "
+                                 (model.condition_keys and model.n_heldout), help="Logistic regression on PCs of real training cells, with "
                                  "and without generated cells for the rarest types; per-class F1 on held-out cells."):
         with st.spinner("Training classifiers…"):
             st.session_state[f"cells.aug.{token}"] = rare_type_augmentation(model, real, model.condition_keys[0])
@@ -243,7 +242,8 @@ d1.download_button("Download generated cells (.h5ad)", lambda: h5ad_bytes(view.g
 d2.code(s.link(), language=None)
 report = checkpoint_report(model, real)
 tabs = st.tabs(["Metrics", "Count realism", "Rare-type augmentation", "Model card"])
-for tab, draw in zip(tabs, (lambda: metrics_tab(view, report), lambda: counts_tab(view.counts),
+for tab, draw in zip(tabs, (lambda: metrics_tab(view, report),
+                            lambda: counts_tab(view.counts) if view.counts else st.info(view.comparison_error),
                             lambda: augmentation_tab(model, real, token, report.augmentation),
                             lambda: st.json(model.card or getattr(model, "train_info", {}), expanded=not model.card))):
     with tab:

@@ -80,7 +80,7 @@ def upload_section(sources: dict):
     try:
         upload = read_upload(file.getvalue(), file.name)
     except ValueError as e:
-        show_error(e)
+        show_error(e, file.name)
         return None
     sources[UPLOAD] = upload.name
     if st.session_state.get(f"{PAGE}._last_upload") != upload.digest:
@@ -121,8 +121,8 @@ def scores(chosen: list, upload):
     if cmp.pending and not was_cancelled(f"{PAGE}.cancel"):
         with running(f"Scoring {len(cmp.pending)} representation(s) with the {s['probe']} probe", f"{PAGE}.cancel") as p:
             cmp = compare(chosen, progress=p, **settings)
-            for message in cmp.errors:
-                st.error(message)
+        for message in cmp.errors:  # outside the status box, which collapses when done
+            show_error(message)
         if cmp.pending and not cmp.errors:  # cancelled: show what was scored
             cmp = compare(chosen, compute=False, **settings)
     return cmp
@@ -132,6 +132,8 @@ def picture_section(cmp):
     """The focused representation's importance matrix and loss-capacity curves; returns its name."""
     focus_names = {cmp.sources[name]: name for name in cmp.results}
     if s["focus"] not in focus_names:
+        if s["focus"] == UPLOAD:
+            st.warning(f"Your file is not shown (see the error above); showing {next(iter(focus_names.values()))}.")
         s["focus"] = next(iter(focus_names))
     st.selectbox("Inspect", list(focus_names), key=s.key("focus"), format_func=lambda key: focus_names.get(key, key))
     s.sync()

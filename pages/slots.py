@@ -198,7 +198,7 @@ def probe(r, variant: str) -> None:
 
 
 def upload(s) -> None:
-    st.markdown("Upload a PNG or JPEG of any size. It is resized to the model's 32×32 input, segmented, and the "
+    st.markdown("Upload a PNG or JPEG (up to 16 megapixels). It is resized to the model's 32×32 input, segmented, and the "
                 "masks are shown at the image's size (longer side capped at 512 px). The model was trained on simple "
                 "flat or textured shapes: expect coarse results on photos.")
     up = st.file_uploader("Image", type=["png", "jpg", "jpeg", "bmp", "gif", "webp"], key="slots.upload")
@@ -208,7 +208,7 @@ def upload(s) -> None:
         out = segment_upload(up, s["variant"], num_slots=s["slots"], iters=s["iters"],
                              merge=None if s["merge"] else False, passes=s["passes"])
     except (ValueError, CheckpointError) as e:
-        return show_error(e)
+        return show_error(e, up.name)
     img, f = out.image, max(1, 256 // max(out.image.shape[:2]))
     for col, pic, cap in zip(st.columns(3), (img, out.seg.recon[0], overlay(img, out.labels)),
                              (f"your image ({img.shape[1]}×{img.shape[0]})", "reconstruction", "slots")):

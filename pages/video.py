@@ -101,7 +101,7 @@ def load_clip(s, upload, T: int, R: int):
     try:
         clip, note = clip_from_upload(raw := upload.getvalue(), start=int(s["start"]), num_frames=T, resolution=R)
     except ValueError as e:
-        show_error(e)
+        show_error(e, upload.name)
         st.stop()
     if note:
         st.caption(f"Upload: {note}.")

@@ -77,8 +77,13 @@ def running(label: str, cancel_key: str):
             st.warning("Cancelled. The previous results are kept.")
 
 
-def show_error(e: Exception) -> None:
-    st.error(str(e))
+def show_error(e: Exception | str, file: str | None = None) -> None:
+    """An `st.error` (call it outside any expander or status box) naming the file, if any, and the problem in
+    words: object reprs (`<_io.BytesIO object at 0x...>`) and exception class names are removed."""
+    import re
+
+    text = re.sub(r"\s*\(?<[^<>]* at 0x[0-9a-fA-F]+>\)?", "", str(e)).strip() or "The action failed."
+    st.error(f"**{file}**: {text}" if file else text)
 
 
 def was_cancelled(cancel_key: str) -> bool:

@@ -72,6 +72,27 @@ class CellsModel(LockedModel):
             out["split"] = self.split
         return out
 
+    @property
+    def n_heldout(self) -> int:
+        """Cells held out from training (0: an upload too small to hold any out; it has no metrics)."""
+        sp = self.split or {}
+        return len(sp["test"]) if "test" in sp else len(sp.get("test_obs", []))
+
+    @property
+    def digest(self) -> str:
+        """A stable hash of the weights, genes and attributes (computed once): keys per-user results, unlike
+        `id()`, whose values are reused after garbage collection."""
+        if getattr(self, "_digest", None) is None:
+            import hashlib
+
+            h = hashlib.sha1(repr((self.var_names, self.condition_keys, self.categories)).encode())
+            for sd in (self.ae.state_dict(), self.flow.state_dict()):
+                for k, v in sd.items():
+                    h.update(k.encode())
+                    h.update(v.detach().cpu().numpy().tobytes())
+            self._digest = h.hexdigest()[:16]
+        return self._digest
+
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
         torch.save(self.payload(), buf)

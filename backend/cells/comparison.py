@@ -87,6 +87,8 @@ def compare_heldout(model, real, gen, by: str | None = None, seed: int = 0) -> H
     """CFGen's generated cells, the NB baseline (same labels) and real training cells of the same groups, each
     against held-out real cells of those groups. ValueError when fewer than 2 held-out cells match."""
     train, test = split_real(model, real)
+    if test.n_obs == 0:
+        raise ValueError(NO_HELDOUT)
     if gen.n_obs > MAX_EVAL_CELLS:
         gen = gen[np.random.default_rng(seed).choice(gen.n_obs, MAX_EVAL_CELLS, replace=False)].copy()
     grouped = by is not None and by in gen.obs
@@ -117,6 +119,8 @@ def comparison_cells(model, real, attribute: str | None = None, value: str | Non
 
 def count_realism(model, real, gen, attribute: str | None = None, value: str | None = None) -> CountRealism:
     ref = comparison_cells(model, real, attribute, value)
+    if ref.n_obs == 0:
+        raise ValueError(NO_HELDOUT)
     rs, gs = count_stats(ref), count_stats(gen)
     r = float(np.corrcoef(rs["zero_frac"], gs["zero_frac"])[0, 1]) if len(rs) > 2 else float("nan")
     return CountRealism(rs, gs, int(ref.n_obs), r, int(gen.n_obs))
@@ -135,6 +139,8 @@ def rare_type_augmentation(model, real, by: str) -> dict:
     from backend.cells.augmentation import augmentation_experiment
 
     train, test = split_real(model, real)
+    if test.n_obs == 0:
+        raise ValueError(NO_HELDOUT)
     return augmentation_experiment(model, train, test, by=by)
 
 
@@ -157,6 +163,9 @@ HEADLINE_COLUMNS = (("W2, all cells pooled", "w2_pooled"), ("MMD² unbiased, typ
                     ("W2, types ≥ 20", "w2_large"), ("RBF-MMD, all types (CFGen's protocol)", "rbf_mmd"),
                     ("W2, all types (CFGen's protocol)", "w2"))
 
+NO_HELDOUT = ("Metrics are unavailable: the uploaded file has too few cells to hold any out, so the model was "
+              "trained on all of them. Upload at least 100 cells to measure it on held-out cells.")
+
 
 def checkpoint_report(model, real) -> CheckpointReport:
     card, ev = model.card or {}, model.evaluation or {}
@@ -164,7 +173,7 @@ def checkpoint_report(model, real) -> CheckpointReport:
     if info:
         summary = (f"Trained in {info['wall_seconds']:.0f} s: {info['ae_steps']} autoencoder + {info['flow_steps']} "
                    f"flow steps on {info['n_train']:,} cells × {info['n_genes']:,} genes ({info['n_test']:,} held "
-                   "out).")
+                   "out)." + (" Metrics are unavailable: too few cells to hold any out." if not info["n_test"] else ""))
     else:
         summary = (f"Shipped checkpoint `{model.name}`: {real.n_obs} real cells × {real.n_vars} genes, attributes "
                    f"{', '.join(model.condition_keys)}; trained on {ev.get('n_train', '?')} cells, evaluated on "

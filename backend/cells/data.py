@@ -111,8 +111,13 @@ def usable_columns(adata) -> list[str]:
     return cols
 
 
+COUNT_CHUNK = 1_000_000  # values checked per chunk: the checks' temporaries stay a few MB whatever the matrix
+
+
 def count_matrix(adata):
-    """The raw count matrix of an AnnData: `layers["counts"]` if present, else `X`. Validated (ValueError)."""
+    """The raw count matrix of an AnnData: `layers["counts"]` if present, else `X`, validated (ValueError) and
+    returned as CSR float32. Values are checked in chunks and a dense matrix is converted in row blocks, so the
+    memory used beyond the input is about the size of its non-zeros, never a float64 copy of the whole matrix."""
     import scipy.sparse as sp
 
     if adata.n_obs == 0:
@@ -123,24 +128,54 @@ def count_matrix(adata):
     x = adata.layers["counts"] if "counts" in adata.layers else adata.X
     if x is None:
         raise ValueError("The dataset has no expression matrix in X; store raw counts in X or layers['counts'].")
-    data = x.data if sp.issparse(x) else np.asarray(x)
-    if not np.issubdtype(data.dtype, np.number):
+    if not sp.issparse(x):
+        x = np.asarray(x)
+    data = x.data if sp.issparse(x) else x.reshape(-1)
+    if data.dtype.kind == "c":
+        raise ValueError(f"{where} holds complex numbers; counts must be real integers.")
+    if not np.issubdtype(data.dtype, np.number) or data.dtype.kind not in "biuf":
         raise ValueError(f"{where} is not numeric ({data.dtype}); store raw integer counts.")
-    data = np.asarray(data, dtype=np.float64)
-    if np.isnan(data).any() or np.isinf(data).any():
-        n_bad = int((~np.isfinite(data)).sum())
-        raise ValueError(f"{where} contains {n_bad} NaN or infinite values; counts must be finite integers.")
-    if (data < 0).any():
+    if data.dtype.kind == "f":
+        for i in range(0, data.size, COUNT_CHUNK):
+            _check_counts(data[i:i + COUNT_CHUNK], where)
+    elif data.size and data.min() < 0:
         raise ValueError(f"{where} contains negative values (min {data.min():.3g}): it looks scaled or centred. "
                          "Upload raw counts (X or layers['counts']).")
-    frac = np.abs(data - np.rint(data))
+    if sp.issparse(x):
+        xs = sp.csr_matrix(x)
+        data = np.empty(xs.data.shape, np.float32)
+        for i in range(0, data.size, COUNT_CHUNK):
+            data[i:i + COUNT_CHUNK] = np.rint(xs.data[i:i + COUNT_CHUNK])
+        xs = sp.csr_matrix((data, xs.indices, xs.indptr), shape=xs.shape)
+    else:  # dense: fill a preallocated CSR block by block (rows), never a full float copy
+        rows, n = max(1, COUNT_CHUNK // max(1, x.shape[1])), x.shape[0]
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        for i in range(0, n, rows):
+            indptr[i + 1:i + rows + 1] = np.count_nonzero(np.rint(x[i:i + rows]), axis=1)
+        np.cumsum(indptr, out=indptr)
+        data, indices = np.empty(indptr[-1], np.float32), np.empty(indptr[-1], np.int32)
+        for i in range(0, n, rows):
+            block = np.rint(x[i:i + rows]).astype(np.float32)
+            r, c = np.nonzero(block)
+            data[indptr[i]:indptr[i] + len(r)], indices[indptr[i]:indptr[i] + len(r)] = block[r, c], c
+        xs = sp.csr_matrix((data, indices, indptr), shape=x.shape)
+    xs.eliminate_zeros()
+    return xs
+
+
+def _check_counts(chunk: np.ndarray, where: str) -> None:
+    bad = ~np.isfinite(chunk)
+    if bad.any():
+        raise ValueError(f"{where} contains NaN or infinite values (at least {int(bad.sum())}); counts must be "
+                         "finite integers.")
+    if (chunk < 0).any():
+        raise ValueError(f"{where} contains negative values (min {chunk.min():.3g}): it looks scaled or centred. "
+                         "Upload raw counts (X or layers['counts']).")
+    frac = np.abs(chunk - np.rint(chunk))
     if (frac > 1e-3).any():
-        raise ValueError(f"{where} holds non-integer values (e.g. {data[frac > 1e-3][0]:.4g}): it looks normalised or "
+        raise ValueError(f"{where} holds non-integer values (e.g. {chunk[frac > 1e-3][0]:.4g}): it looks normalised or "
                          "log-transformed. CFGen models raw counts; upload the integer UMI counts "
                          "(in X or layers['counts']).")
-    xs = sp.csr_matrix(x, dtype=np.float32)
-    xs.data = np.rint(xs.data).astype(np.float32)
-    return xs
 
 
 def prepare_counts(adata, condition_keys=(), max_genes: int = MAX_GENES):

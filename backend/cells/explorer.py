@@ -172,7 +172,10 @@ def _explore(model, real, request: CellsRequest) -> CellsView:
     except ValueError as e:
         view.comparison_error = str(e)
     value = chosen.get(first) if by and chosen.get(first) != ALL else None
-    view.counts = count_realism(model, real, gen, first if value else None, value)
+    try:
+        view.counts = count_realism(model, real, gen, first if value else None, value)
+    except ValueError as e:  # no held-out cells (a small upload): the page says metrics are unavailable
+        view.comparison_error = view.comparison_error or str(e)
     return view
 
 

@@ -298,7 +298,7 @@ def count_stats(adata) -> pd.DataFrame:
 
     x = sp.csr_matrix(adata.X, dtype=np.float64)
     n = max(1, x.shape[0])
-    mean = np.asarray(x.mean(0)).ravel()
-    var = np.asarray(x.multiply(x).mean(0)).ravel() - mean**2
+    mean = np.asarray(x.sum(0)).ravel() / n  # sums, not .mean(): no ZeroDivisionError on 0 cells
+    var = np.asarray(x.multiply(x).sum(0)).ravel() / n - mean**2
     zeros = 1.0 - np.asarray((x > 0).sum(0)).ravel() / n
     return pd.DataFrame({"gene": list(adata.var_names), "mean": mean, "var": np.maximum(var, 0), "zero_frac": zeros})

@@ -329,12 +329,16 @@ class Budget:
             self.progress.update(self.start + int((990 - self.start) * step / max(total, 1)), 1000, message)
 
 
+MIN_HELDOUT = 10  # held-out cells needed for metrics; with fewer, an upload trains on all cells (no metrics)
+
+
 def fit_model(adata, condition_keys=(), max_seconds: float = 120, seed: int = 0, progress=None,
               test_frac: float = 0.1, ae_fraction: float = 0.6, max_ae_steps: int = 3000,
               max_flow_steps: int = 12000, device=None, config: dict | None = None):
     """Time-budgeted CFGen training on an AnnData of counts; returns a `CellsModel`.
 
-    A stratified `test_frac` of the cells (by the first attribute) is held out and recorded in `model.split`.
+    A stratified `test_frac` of the cells (by the first attribute) is held out and recorded in `model.split`;
+    when that leaves fewer than MIN_HELDOUT cells, all cells train and the model has no held-out metrics.
     A timed run of a few steps per phase sizes the phases: ~`ae_fraction` of the budget for the autoencoder,
     ~33% for the flow, ~4% for the per-type dispersions.
     """
@@ -348,8 +352,9 @@ def fit_model(adata, condition_keys=(), max_seconds: float = 120, seed: int = 0,
     p.update(0, 1000, "preparing counts")
     data = prepare_counts(adata, keys)
     labels = data.obs[keys[0]].astype(str).to_numpy() if keys else np.zeros(data.n_obs, dtype=str)
-    tr, te = split_indices(labels, test_frac, seed=seed) if data.n_obs >= 50 and test_frac > 0 else \
-        (np.arange(data.n_obs), np.arange(0))
+    tr, te = split_indices(labels, test_frac, seed=seed) if test_frac > 0 else (np.arange(data.n_obs), np.arange(0))
+    if len(te) < MIN_HELDOUT:  # too few to measure anything: train on every cell, and say metrics are unavailable
+        tr, te = np.arange(data.n_obs), np.arange(0)
     cells = data[tr].copy()
     cfg = {**(config or {}), "theta_cells": 512}
     clock = StepClock(p)

@@ -110,7 +110,8 @@ def score_source(src: str, probe: str, n: int, k: int, seed: int, upload: Upload
             raise ValueError("No file is uploaded; upload a CSV or NPZ of codes and factors first.")
         res = dci_es(upload.codes, upload.factors, discrete=upload.discrete, probe=probe, seed=seed,
                      progress=progress, factor_names=upload.factor_names, code_names=upload.code_names)
-        return Scored(upload.name, res, "your uploaded file")
+        # the store is shared by all sessions and keyed by content: it holds no file name (see `compare`)
+        return Scored(UPLOAD, res, "your uploaded file")
     rep = load_source(src, n=n, k=k, seed=seed)
     res = dci_es(rep.codes, rep.factors, discrete=rep.discrete, probe=probe, seed=seed, progress=progress,
                  factor_names=rep.factor_names)
@@ -146,7 +147,8 @@ def compare(sources: list, probe: str = "rf", n: int = 2000, k: int = 4, seed: i
         if got is None:
             out.pending.append(src)
             continue
-        out.results[got.name], out.notes[got.name], out.sources[got.name] = got.result, got.note, src
+        name = upload.name if src == UPLOAD and upload is not None else got.name  # this session's own file name
+        out.results[name], out.notes[name], out.sources[name] = got.result, got.note, src
     return out
 
 

@@ -84,37 +84,104 @@ def load_codes_file(data, filename: str = "codes.csv"):
     raise ValueError(f"{filename!r} is neither a .csv nor a .npz file; upload one of those.")
 
 
+MAX_DECODED_BYTES = 128 * 1024 * 1024  # all arrays of an .npz together, decoded (read from the headers first)
+NAME_ARRAYS = ("factor_names", "code_names")
+
+
+def npz_headers(raw: bytes) -> dict:
+    """{array name: (shape, dtype)} of an .npz from each member's .npy header, decoding no data.
+    ValueError for a file that is no zip of .npy arrays, or an array that is complex, object or over budget."""
+    import zipfile
+
+    out = {}
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with zf.open(info) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                        np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read(fh)
+                out[info.filename[:-4]] = (tuple(shape), dtype)
+    except ValueError as e:
+        if "object" in str(e).lower() or "pickle" in str(e).lower():
+            raise ValueError("The .npz holds object (pickled) arrays, which are not accepted; save numeric arrays "
+                             "with np.savez.") from e
+        raise ValueError("The file could not be read as .npz: save it with np.savez.") from e
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as e:
+        raise ValueError("The file could not be read as .npz: it is not a zip of .npy arrays, or it is truncated. "
+                         "Save it with np.savez.") from e
+    total = 0
+    for name, (shape, dtype) in out.items():
+        if dtype.kind == "O" or dtype.hasobject:
+            raise ValueError(f"The .npz array {name!r} holds Python objects, which are not accepted; save numeric "
+                             "arrays (and names as strings) with np.savez.")
+        if dtype.kind == "c":
+            raise ValueError(f"The .npz array {name!r} holds complex numbers; codes and factors must be real.")
+        if dtype.kind in "US" and name not in NAME_ARRAYS:
+            raise ValueError(f"The .npz array {name!r} holds text; codes and factors must be numeric.")
+        if dtype.kind not in "biufUS":
+            raise ValueError(f"The .npz array {name!r} has the unsupported type {dtype}; use numbers.")
+        total += int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    for name in ("codes", "factors"):
+        shape = out.get(name, ((),))[0]
+        if len(shape) >= 1 and shape[0] > MAX_ROWS:
+            raise ValueError(f"The .npz array {name!r} has {shape[0]:,} rows; the limit is {MAX_ROWS:,} samples. "
+                             "Subsample it first.")
+        if len(shape) >= 2 and int(np.prod(shape[1:])) > MAX_COLUMNS:
+            raise ValueError(f"The .npz array {name!r} has {int(np.prod(shape[1:])):,} columns; the limit is "
+                             f"{MAX_COLUMNS}.")
+    if total > MAX_DECODED_BYTES:
+        raise ValueError(f"Decoded, the .npz arrays would take {total / 2**20:,.0f} MB; the limit is "
+                         f"{MAX_DECODED_BYTES / 2**20:,.0f} MB.")
+    return out
+
+
 def _load_npz(raw: bytes):
+    headers = npz_headers(raw)
+    missing = {"codes", "factors"} - set(headers)
+    if missing:
+        raise ValueError(f"The .npz file needs arrays named 'codes' and 'factors'; missing {sorted(missing)} "
+                         f"(found {sorted(headers) or 'none'}).")
     try:
         z = np.load(io.BytesIO(raw), allow_pickle=False)
         keys = set(z.files)
-    except Exception as e:  # zipfile/np raise several types for foreign or truncated files
-        raise ValueError(f"The file could not be read as .npz ({type(e).__name__}); save it with np.savez.") from e
-    missing = {"codes", "factors"} - keys
-    if missing:
-        raise ValueError(f"The .npz file needs arrays named 'codes' and 'factors'; missing {sorted(missing)} "
-                         f"(found {sorted(keys) or 'none'}).")
-    try:
         codes, factors = np.asarray(z["codes"], dtype=float), np.asarray(z["factors"], dtype=float)
-        fn = [str(s) for s in z["factor_names"]] if "factor_names" in keys else None
-        cn = [str(s) for s in z["code_names"]] if "code_names" in keys else None
+        fn = [str(s) for s in np.asarray(z["factor_names"]).reshape(-1)] if "factor_names" in keys else None
+        cn = [str(s) for s in np.asarray(z["code_names"]).reshape(-1)] if "code_names" in keys else None
         disc = np.asarray(z["discrete"], dtype=bool).reshape(-1) if "discrete" in keys else None
     except ValueError as e:
-        raise ValueError(f"The .npz arrays must be numeric ({e}); object arrays are not accepted.") from e
+        raise ValueError("The .npz arrays could not be read as numbers; save numeric arrays with np.savez.") from e
+    except Exception as e:  # zipfile/np raise several types for truncated members
+        raise ValueError("The file could not be read as .npz: it is truncated. Save it with np.savez.") from e
     if codes.ndim == 1:
         codes = codes[:, None]
     if factors.ndim == 1:
         factors = factors[:, None]
     _check_shape(codes, factors)
+    _check_values(codes, factors, fn, cn)
     return codes, factors, fn, cn, disc
 
 
 def _load_csv(raw: bytes):
-    try:
-        df = pd.read_csv(io.BytesIO(raw))
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise ValueError(f"The CSV file could not be parsed ({type(e).__name__}); save it as comma-separated "
-                         "text with one header row.") from e
+    n_cols = raw[:raw.find(b"\n") if b"\n" in raw else len(raw)].count(b",") + 1
+    if n_cols > 2 * MAX_COLUMNS:  # from the header line, before parsing
+        raise ValueError(f"The CSV has {n_cols} columns; the limit is {2 * MAX_COLUMNS}.")
+    why = {pd.errors.EmptyDataError: "it holds no text", UnicodeDecodeError: "it is not UTF-8 text",
+           pd.errors.ParserError: "its rows have different numbers of fields"}
+    try:  # at most MAX_ROWS + 1 rows are parsed, whatever the file holds
+        df = pd.read_csv(io.BytesIO(raw), nrows=MAX_ROWS + 1)
+    except tuple(why) as e:
+        reason = next(text for kind, text in why.items() if isinstance(e, kind))
+        raise ValueError(f"The CSV file could not be parsed: {reason}; save it as comma-separated text with one "
+                         "header row.") from e
+    if df.shape[0] > MAX_ROWS:
+        raise ValueError(f"The CSV has more than {MAX_ROWS:,} rows; the limit is {MAX_ROWS:,} samples. "
+                         "Subsample it first.")
+    if df.shape[0] == 0:
+        raise ValueError("The CSV has a header row but no data rows; add one row per sample below the header.")
     if df.shape[1] > 2 * MAX_COLUMNS:
         raise ValueError(f"The CSV has {df.shape[1]} columns; the limit is {2 * MAX_COLUMNS}.")
     fcols = [c for c in df.columns if _is_factor_column(c)]
@@ -131,6 +198,7 @@ def _load_csv(raw: bytes):
     codes = df[ccols].to_numpy(dtype=float)
     factors = df[fcols].to_numpy(dtype=float)
     _check_shape(codes, factors)
+    _check_values(codes, factors, [str(c) for c in fcols], [str(c) for c in ccols])
     return codes, factors, [str(c) for c in fcols], [str(c) for c in ccols], None
 
 
@@ -144,6 +212,22 @@ def _check_shape(codes, factors) -> None:
         raise ValueError(f"The file has {codes.shape[0]:,} samples; the limit is {MAX_ROWS:,}. Subsample it first.")
     if codes.shape[1] > MAX_COLUMNS or factors.shape[1] > MAX_COLUMNS:
         raise ValueError(f"At most {MAX_COLUMNS} code dimensions and {MAX_COLUMNS} factors are supported.")
+
+
+def _check_values(codes, factors, factor_names=None, code_names=None) -> None:
+    """Refuse NaN/infinite values and constant factors at upload time, so the page can say so at once."""
+    for what, a, names in (("codes", codes, code_names), ("factors", factors, factor_names)):
+        bad = ~np.isfinite(a)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            col = names[c] if names and c < len(names) else f"column {c + 1}"
+            raise ValueError(f"The {what} contain {int(bad.sum())} NaN or infinite value(s), first in row {r + 1} "
+                             f"({col}); remove or impute those rows.")
+    for j in range(factors.shape[1]):
+        if len(factors) and np.all(factors[:, j] == factors[0, j]):
+            name = factor_names[j] if factor_names and j < len(factor_names) else f"factor {j + 1}"
+            raise ValueError(f"The factor {name!r} is constant ({factors[0, j]:g}); nothing can predict its variation, "
+                             "so drop it.")
 
 
 def to_csv_bytes(codes, factors, factor_names=None) -> bytes:
