@@ -94,3 +94,20 @@ def evaluate_heldout(model, n_eval: int = 256, steps: int = 25, seed: int = 0, b
     metrics[f"predict4_best_of_{best_of}_psnr"] = best
     metrics[f"predict4_diversity_rms_of_{best_of}"] = div
     return {"metrics": metrics, "baselines": baselines, "per_frame_psnr": curves}
+
+
+TASK_LABELS = {"interp4": "every 4th frame given (0, 4, 8)", "predict4": "prediction: frames 4-7 from 0-3",
+               "ends2": "ends given (0, 1, 10, 11)"}
+
+
+def task_table(card: dict) -> list[dict]:
+    """Rows of the card's per-task table: model PSNR, its baseline, and the paired gain with its 95 % interval."""
+    m, b, rows = card.get("metrics") or {}, card.get("baselines") or {}, []
+    for task, base in GAINS.items():
+        gain = m.get(f"{task}_gain_vs_{base}")
+        if not isinstance(gain, dict):
+            continue
+        rows.append({"task": TASK_LABELS[task], "model PSNR (dB)": m[f"{task}_psnr"], "baseline": BASELINES[base],
+                     "baseline PSNR (dB)": b[base][f"{task}_psnr"], "gain (dB)": gain["mean"],
+                     "95 % interval": f"[{gain['ci_low']:+.2f}, {gain['ci_high']:+.2f}]"})
+    return rows

@@ -36,7 +36,7 @@ class VideoBouncing(Recipe):
         "init_from": None,  # a checkpoint whose EMA weights start training (fine-tune); None: from scratch
         "finetune_lr": 1e-4,  # constant learning rate of a fine-tune (init_from set)
         "n_val": 64, "val_every": 0,  # > 0: fine-tune snapshots scored on n_val validation clips (VAL_SEED)
-        "n_eval": 256, "eval_steps": 10, "best_of": 4, "n_best": 8,
+        "n_eval": 256, "eval_steps": 4, "best_of": 4, "n_best": 8,
     }
     default_steps = 20000
     ema = 0.999
