@@ -79,8 +79,13 @@ def test_shipped_card_and_payload():
 
     card = read_card("video-bouncing")
     h, m, b = card["headline"], card["metrics"], card["baselines"]
-    assert card["command"].startswith("python -m backend.train video-bouncing --steps ") and card["steps"] == 20000
-    assert h["metric"] == "interp4_psnr" and h["value"] == m["interp4_psnr"] == pytest.approx(18.83, abs=0.05)
+    assert card["command"].startswith("python -m backend.train video-bouncing --steps 20000 --seed 0 --set mask_mix=tasks")
+    assert card["steps"] == 80 and card["config"]["mask_mix"] == "ramvid" and card["config"]["init_from"]
+    assert card["config"]["n_eval"] >= 256 and "seed 40000000, evaluated once" in card["readout"]
+    assert h["metric"] == "interp4_psnr" and h["value"] == m["interp4_psnr"] == pytest.approx(19.03, abs=0.05)
+    gain = m["interp4_gain_vs_linear"]
+    assert gain["ci_low"] < gain["mean"] < gain["ci_high"] and gain["ci_low"] > 1.0, "every 4th given: >= linear + 1 dB"
+    assert m["interp4_psnr"] >= b["linear"]["interp4_psnr"] + 1.0 and m["predict4_gain_vs_last"]["ci_low"] > 0
     assert h["baseline"] == b["linear"]["interp4_psnr"] and set(b) == {"nearest", "linear", "last"}
     assert all(t["met"] for t in card["targets"]), card["targets"]
     curves = load_model("bouncing").evaluation["per_frame_psnr"]
