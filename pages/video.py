@@ -35,8 +35,8 @@ the others: $x_{in} = m\\cdot x_t + (1-m)\\cdot x_0,\\ L = \\frac{\\sum m\\,(v -
 - **Sampling.** DDIM from noise, the given pixels written back clean before every network call (so they come out
 exactly as given); optional RePaint-style resampling re-noises one step and denoises again.
 - **Our model.** A shrunk (2+1)D U-Net, v-prediction, cosine schedule, EMA weights. **Beyond the paper** (RaMViD: off):
-`mask_channel`/`p_region` (a mask input and rectangle masks, to regenerate a region); the shipped weights were pretrained
-with `mask_mix="tasks"` (60 % strides, prefixes or both ends; p = 0.1), then fine-tuned with RaMViD's masks (p = 0.25).
+`mask_channel`/`p_region` (a mask input and rectangle masks, to regenerate a region); the shipped weights: 20,000 steps
+with `mask_mix="tasks"` (60 % strides, prefixes or both ends; p = 0.1), then 80 with RaMViD's masks (p = 0.25).
 """
 
 
