@@ -22,20 +22,21 @@ from backend.video import (
     png_bytes,
     preset_known,
     side_by_side,
+    task_table,
     webm_bytes,
 )
 from ui.common import header, running, show_error
 from ui.state import url_state
 
 HOW = """
-- **Training (RaMViD).** Each training clip gets a random set of *given* frames (anywhere, 1 … T−1 of them; none
-with probability p). All frames are noised, the given ones put back **clean**; the loss covers the others:
-$x_{in} = m\\cdot x_t + (1-m)\\cdot x_0,\\ L = \\frac{\\sum m\\,(v - \\hat v(x_{in}, m, t))^2}{\\sum m}$.
+- **Training (RaMViD).** Each training clip gets a random set of *given* frames (1 … T−1 of them, a uniform number at
+uniform positions; none with probability p). All frames are noised, the given ones put back **clean**; the loss covers
+the others: $x_{in} = m\\cdot x_t + (1-m)\\cdot x_0,\\ L = \\frac{\\sum m\\,(v - \\hat v(x_{in}, m, t))^2}{\\sum m}$.
 - **Sampling.** DDIM from noise, the given pixels written back clean before every network call (so they come out
 exactly as given); optional RePaint-style resampling re-noises one step and denoises again.
-- **Our model.** A shrunk (2+1)D-convolution U-Net, v-prediction with a cosine schedule, EMA weights, trained on
-bouncing sprites. **Extension of the paper** (flags `mask_channel`, `p_region`; RaMViD: off): a per-pixel mask
-channel and random rectangle masks in training, so a region inside frames can be regenerated.
+- **Our model.** A shrunk (2+1)D U-Net, v-prediction, cosine schedule, EMA weights. **Beyond the paper** (RaMViD: off):
+`mask_channel`/`p_region` (a mask input and rectangle masks, to regenerate a region); the shipped weights: 20,000 steps
+with `mask_mix="tasks"` (60 % strides, prefixes or both ends; p = 0.1), then 80 with RaMViD's masks (p = 0.25).
 """
 
 
@@ -109,8 +110,7 @@ def load_clip(s, upload, T: int, R: int):
 
 
 def request(s, clip, centers, clip_id: str, T: int, R: int):
-    """The one backend call of this run: samples when asked (or for the default view), baselines otherwise;
-    returns the result and a key of its settings."""
+    """The one backend call: samples when asked (or for the default view), else baselines; (result, settings key)."""
     known = np.isin(np.arange(T), s["given"] or [])
     opts = {"steps": int(s["steps"]), "seed": int(s["seed"]), "eta": float(s["eta"]), "resample": int(s["resample"])}
     try:
@@ -142,8 +142,8 @@ def show_strips(r) -> None:
     st.image(filmstrip(r.clip, r.generated), caption="Given to the model (hatched = to generate); frames 0 … "
              f"{len(r.clip) - 1}, left to right", width="stretch")
     if r.unconditional:
-        st.info("Nothing is given: the model draws unconditional clips (its training included p = 0.1 of "
-                "clips with no given frame). Scores against the clip above are then only a reference.")
+        st.info("Nothing is given: the model draws unconditional clips (a share p of its training clips had no "
+                "given frame). Scores against the clip above are then only a reference.")
     for i, smp in enumerate(r.samples):
         st.image(filmstrip(smp), width="stretch", caption=f"Sample {i + 1} (seed {r.settings['seed']}, "
                  f"{r.settings['steps']} DDIM steps, η = {r.settings['eta']:.1f})")
@@ -202,10 +202,10 @@ def show_scores(r, card: dict) -> None:
     fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10}, xaxis_title="frame (dotted = given)",
                       yaxis_title="PSNR (dB) on generated pixels", title="Per-frame PSNR")
     st.plotly_chart(fig, width="stretch", key="video.psnr_chart")
-    h = card.get("headline") or {}
-    if h:
-        st.caption(f"Held-out model card: {h['label']}: model {h['value']:.2f} vs {h.get('baseline_label', '')} "
-                   f"{h.get('baseline', float('nan')):.2f} ({card.get('readout', '')}). See the Models page.")
+    if rows := task_table(card):
+        st.markdown("**Model card, test clips:** PSNR gain over each task's baseline, 95 % interval over clips")
+        st.dataframe(rows, hide_index=True, width="stretch")
+        st.caption(f"{card.get('readout', '')} See the Models page.")
 
 
 def show_downloads(r, key: str, link: str) -> None:

@@ -19,7 +19,8 @@ from backend.video.clips import (
     preset_known,
     side_by_side,
 )
-from backend.video.data import EVAL_SEED, KINDS, make_videos
+from backend.video.data import EVAL_SEED, KINDS, TEST_SEED, make_videos
+from backend.video.evaluation import task_table
 from backend.video.infill import InfillResult, Scores, infill
 from backend.video.metrics import BASELINES, baseline, clip_scores, generated_mask
 
@@ -30,6 +31,7 @@ __all__ = [
     "PRESETS",
     "InfillResult",
     "Scores",
+    "TEST_SEED",
     "VideoModel",
     "baseline",
     "box_mask",
@@ -46,5 +48,6 @@ __all__ = [
     "png_bytes",
     "preset_known",
     "side_by_side",
+    "task_table",
     "webm_bytes",
 ]

@@ -5,9 +5,11 @@ Kept apart from the network (as improved-diffusion separates `gaussian_diffusion
 - Schedule: continuous cosine, alpha_t = cos(pi t / 2), sigma_t = sin(pi t / 2), t in [0, 1]; the net
   predicts v = alpha * eps - sigma * x0 (RaMViD uses eps with a linear schedule, which stays below the
   copy baselines at CPU budgets; see ../shared/notes/video.md section 7).
-- Masks (RaMViD section 3): per clip a random set of given frames (1 ... T-1 of them, anywhere) or, with
-  probability p_uncond, none. Given pixels enter the net clean, and the loss covers generated pixels
-  only. Extension: some masks also hide a random rectangle in some frames (per-pixel mask channel).
+- Masks (RaMViD section 3), `mask_mix="ramvid"` (default): with probability p_uncond a clip has no given
+  frame, otherwise a uniform random number of given frames (1 ... T-1) at uniform random positions.
+  Given pixels enter the net clean, and the loss covers generated pixels only. `mask_mix="tasks"`
+  (not in the paper) draws 40 % of conditioned masks that way and 60 % as strides, prefixes and both
+  ends. Extension: a share p_region of masks hides a random rectangle in some frames (mask channel).
 - Sampling: given pixels are written back, clean, before every network evaluation; DDIM with eta and
   optional RePaint-style resampling.
 """
@@ -58,12 +60,16 @@ def frame_pattern(kind: str, T: int, rng: np.random.Generator) -> np.ndarray:
     return given
 
 
-def sample_masks(batch: int, T: int, res: int, rng: np.random.Generator, p_uncond: float = 0.1,
-                 p_region: float = 0.15) -> np.ndarray:
+MASK_MIXES = {"ramvid": (["random"], [1.0]), "tasks": (["random", "stride", "prefix", "ends"], [0.4, 0.3, 0.2, 0.1])}
+
+
+def sample_masks(batch: int, T: int, res: int, rng: np.random.Generator, p_uncond: float = 0.25,
+                 p_region: float = 0.15, mask_mix: str = "ramvid") -> np.ndarray:
     """Float32 (B, 1, T, R, R) masks, 1 = generate, 0 = given (clean)."""
+    if mask_mix not in MASK_MIXES:
+        raise ValueError(f"Unknown mask_mix {mask_mix!r}; use one of {', '.join(MASK_MIXES)}.")
     out = np.ones((batch, 1, T, res, res), np.float32)
-    kinds = ["random", "stride", "prefix", "ends"]
-    probs = np.array([0.4, 0.3, 0.2, 0.1])
+    kinds, probs = MASK_MIXES[mask_mix]
     for b in range(batch):
         u = rng.random()
         if u < p_uncond:

@@ -21,6 +21,8 @@ def test_default_view_shows_clip_baselines_sample_and_scores():
     assert at.get("plotly_chart")
     assert len(at.get("download_button")) == 3
     assert not at.error
+    table = at.dataframe[0].value  # the card's per-task table with intervals
+    assert len(table) == 3 and "95 % interval" in table.columns and (table["gain (dB)"] > 0).all()
 
 
 def test_presets_toggles_and_generate():

@@ -24,6 +24,20 @@ def test_recipe_is_registered_with_four_phases_over_its_steps():
     assert lr[-1] == pytest.approx(1e-4, rel=0.01) and sum(p.steps for p in VideoBouncing().phases(20)) == 20
 
 
+def test_a_fine_tune_starts_from_a_checkpoint_at_a_constant_rate(tmp_path):
+    smoke = VideoBouncing(**VideoBouncing.smoke)
+    assert smoke.config["mask_mix"] == "ramvid" and smoke.config["p_uncond"] == 0.25, "RaMViD's masks by default"
+    start = smoke.build(None)
+    torch.save({"ema": start.state_dict()}, tmp_path / "start.pt")
+    recipe = VideoBouncing(**VideoBouncing.smoke, init_from=str(tmp_path / "start.pt"))
+    net = recipe.build(None)
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), start.state_dict().values()))
+    (phase,) = recipe.phases(300)
+    assert phase.steps == 300 and phase.lr_at(49) == phase.lr_at(299) == pytest.approx(1e-4)
+    assert not recipe.validate_every and VideoBouncing(init_from="x", val_every=400).validate_every == 400
+    assert "mask_mix=tasks" in recipe.command(300, 1) and "--steps 300 --seed 1 --set init_from=" in recipe.command(300, 1)
+
+
 def test_batches_are_fresh_clips_with_masks_per_rank():
     recipe = VideoBouncing(**VideoBouncing.smoke)
     phase = recipe.phases(20)[0]
@@ -65,8 +79,13 @@ def test_shipped_card_and_payload():
 
     card = read_card("video-bouncing")
     h, m, b = card["headline"], card["metrics"], card["baselines"]
-    assert card["command"].startswith("python -m backend.train video-bouncing --steps ") and card["steps"] == 20000
-    assert h["metric"] == "interp4_psnr" and h["value"] == m["interp4_psnr"] == pytest.approx(18.83, abs=0.05)
+    assert card["command"].startswith("python -m backend.train video-bouncing --steps 20000 --seed 0 --set mask_mix=tasks")
+    assert card["steps"] == 80 and card["config"]["mask_mix"] == "ramvid" and card["config"]["init_from"]
+    assert card["config"]["n_eval"] >= 256 and "seed 40000000, evaluated once" in card["readout"]
+    assert h["metric"] == "interp4_psnr" and h["value"] == m["interp4_psnr"] == pytest.approx(19.03, abs=0.05)
+    gain = m["interp4_gain_vs_linear"]
+    assert gain["ci_low"] < gain["mean"] < gain["ci_high"] and gain["ci_low"] > 1.0, "every 4th given: >= linear + 1 dB"
+    assert m["interp4_psnr"] >= b["linear"]["interp4_psnr"] + 1.0 and m["predict4_gain_vs_last"]["ci_low"] > 0
     assert h["baseline"] == b["linear"]["interp4_psnr"] and set(b) == {"nearest", "linear", "last"}
     assert all(t["met"] for t in card["targets"]), card["targets"]
     curves = load_model("bouncing").evaluation["per_frame_psnr"]
