@@ -149,8 +149,7 @@ def dataset(r, variant: str) -> None:
         st.caption("Mean [95 % bootstrap interval over scenes]. *Shifted*: scenes from wider ranges than training.")
     st.dataframe(pd.DataFrame(r.table), hide_index=True, width="stretch")
     st.caption((f"Duplicate slots merged: slots whose masks have cosine similarity above {r.merge} count as one. "
-                if r.merge else "") + f"The {r.passes}-pass row averages the alpha masks over {r.passes // 2} slot "
-               "initialisations, each on the image and its mirror. The coverage rows read each pixel's true "
+                if r.merge else "") + "The coverage rows read each pixel's true "
                "anti-aliased coverage as masks (*majority*, or *objects first*); references, not bounds. Targets: "
                + ", ".join(f"{t['metric']} {t['direction']} {t['threshold']}" for t in r.targets)
                + ". The paper reports FG-ARI 0.913 on Multi-dSprites (500k steps).")

@@ -264,7 +264,7 @@ class SlotsSprites(SlotsRecipe):
     default_steps = 50_500
     config = {"model": {"dec_refine": 0}, "grown": {"dec_refine": 2}, "init_from": None,
               "pool": 5000, "pool_large": 50_000, "distill_pool": 6000, "batch": 32, "batch_large": 128,
-              "n_val": 256, "n_test": 1000, "n_probe": [300, 150], "passes": 8}
+              "n_val": 256, "n_test": 1000, "n_probe": [300, 150], "passes": 1}  # passes > 1: an averaged test row
 
     def phases(self, steps: int) -> list[Phase]:
         self.total_steps = steps
@@ -287,7 +287,7 @@ class SlotsTextured(SlotsRecipe):
     default_steps = 7500
     config = {"model": {"dec_refine": 2}, "grown": {}, "init_from": "slots-sprites",
               "pool": 50_000, "pool_large": 50_000, "distill_pool": 6000, "batch": 32, "batch_large": 128,
-              "n_val": 256, "n_test": 1000, "n_probe": [300, 150], "passes": 8}
+              "n_val": 256, "n_test": 1000, "n_probe": [300, 150], "passes": 1}
     smoke = {**SMOKE, "init_from": None}
 
     def phases(self, steps: int) -> list[Phase]:
