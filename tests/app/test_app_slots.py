@@ -116,7 +116,7 @@ def test_merge_toggle_defaults_on_and_switches_the_slot_columns():
     at = run_page(PAGE, query={"n": "8", "seed": "3"})
     assert not at.exception
     assert at.toggle(key="slots.merge").value is True
-    methods = list(at.dataframe[0].value["method"])
+    methods = next(list(df.value["method"]) for df in at.dataframe if "method" in df.value)
     assert "Slot Attention (duplicate slots merged)" in methods and "Slot Attention, no merging" in methods
     assert any(f"cosine similarity above {report.merge}" in c.value for c in at.caption)
     # find a scene where merging removed a slot, show it, then switch merging off
