@@ -154,3 +154,15 @@ def kmeans_segment(images, k: int = 5, pos_weight: float = 0.5, seed: int = 0, n
         best_lab = lab if best_lab is None else np.where(better[:, None], lab, best_lab)
         best_inertia = np.minimum(inertia, best_inertia)
     return best_lab.reshape(n, h, w).astype(np.int64)
+
+
+def bootstrap_ci(per_image, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean over scenes: resample the per-scene scores with replacement
+    `n_boot` times (seeded) -> (low, high) at `level`."""
+    x = np.asarray(per_image, np.float64)
+    if x.size == 0:
+        raise ValueError("No scores to bootstrap: score at least one scene.")
+    idx = np.random.default_rng(seed).integers(0, x.size, (n_boot, x.size))
+    means = x[idx].mean(1)
+    a = (1 - level) / 2
+    return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))

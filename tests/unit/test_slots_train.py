@@ -82,7 +82,12 @@ def test_twenty_step_smoke_run_grows_distills_and_writes_a_loadable_checkpoint(t
     recipe = SlotsSprites(**SMOKE)
     card = train(recipe, steps=20, device="cpu", seed=0)
     assert card["steps"] == 20 and {"fg_ari", "miou", "fg_ari_posterior"} <= set(card["metrics"])
-    assert set(card["baselines"]) == {"kmeans", "coverage_majority", "coverage_objects_first"}
+    assert set(card["baselines"]) == {"kmeans", "kmeans_shifted", "coverage_majority", "coverage_objects_first"}
+    # the paper's readout and the shifted test set beside the shipped readout, each with a 95 % interval
+    for key in ("paper_readout", "shifted", "shifted_paper_readout", "ci95"):
+        m = card["metrics"][key]
+        assert m["fg_ari_lo"] <= m.get("fg_ari", m["fg_ari_lo"]) <= m["fg_ari_hi"]
+    assert {t["metric"] for t in card["targets"]} >= {"shifted_fg_ari", "shifted_lead_over_kmeans"}
     assert recipe.teacher_state is not None  # the distillation rounds had a teacher
     payload, _ = registry.load_checkpoint("slots-sprites", directory=tmp_dirs / "ckpt")
     assert payload["config"]["dec_refine"] == 1  # the grown architecture ships
