@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from backend import __version__
+from ui import warmup
 from ui.registry import HOME, MODELS, available_pages
 
 st.set_page_config(page_title="Latent Lab", page_icon=":material/science:", layout="wide")
@@ -17,6 +18,7 @@ def _device_text() -> str:
     return device_info()
 
 
+warmup.start()  # once per process: UMAP's numba code compiles in the background (LATENTLAB_WARMUP=0: off)
 pages = [st.Page(HOME.file, title=HOME.title, icon=HOME.icon, url_path=HOME.url_path, default=True)]
 pages += [st.Page(p.file, title=p.title, icon=p.icon, url_path=p.url_path) for p in available_pages()]
 pages += [st.Page(MODELS.file, title=MODELS.title, icon=MODELS.icon, url_path=MODELS.url_path)]

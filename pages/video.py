@@ -45,7 +45,10 @@ def controls(T: int, R: int):
         "source": "generated", "kind": "bouncing", "clip_seed": 0, "start": 0, "preset": "upsampling",
         "given": [int(i) for i in np.where(preset_known("upsampling", T))[0]], "region": False,
         "box_x": (10, 22), "box_y": (10, 22), "region_frames": list(range(T)),
-        "steps": 25, "eta": 0.0, "seed": 0, "samples": 1, "resample": 1})
+        "steps": 25, "eta": 0.0, "seed": 0, "samples": 1, "resample": 1}, {
+        "source": ["generated", "upload"], "kind": ["bouncing", "digits"], "clip_seed": (0, 999_999), "start": (0, 10**6),
+        "preset": list(PRESETS), "given": (0, T - 1), "box_x": (0, R), "box_y": (0, R), "region_frames": (0, T - 1),
+        "steps": (1, 100), "eta": (0.0, 1.0), "seed": (0, 999_999), "samples": (1, 4), "resample": [1, 2, 3]})
 
     def apply_preset():
         s["given"] = [int(i) for i in np.where(preset_known(s["preset"], T))[0]]
@@ -202,8 +205,7 @@ def show_scores(r, card: dict) -> None:
     fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10}, xaxis_title="frame (dotted = given)",
                       yaxis_title="PSNR (dB) on generated pixels", title="Per-frame PSNR")
     st.plotly_chart(fig, width="stretch", key="video.psnr_chart")
-    h = card.get("headline") or {}
-    if h:
+    if h := card.get("headline") or {}:
         st.caption(f"Held-out model card: {h['label']}: model {h['value']:.2f} vs {h.get('baseline_label', '')} "
                    f"{h.get('baseline', float('nan')):.2f} ({card.get('readout', '')}). See the Models page.")
 
@@ -222,8 +224,7 @@ def show_downloads(r, key: str, link: str) -> None:
         d3.download_button("Arrays (NPZ)", buf.getvalue(), "infill.npz", "application/octet-stream", key="video.dl_npz")
     else:
         d1.caption("Generate a sample to download it.")
-    with st.expander("Link to these settings"):
-        st.code(link, language=None)
+    st.expander("Link to these settings").code(link, language=None)
 
 
 def main() -> None:
@@ -239,8 +240,7 @@ def main() -> None:
         st.stop()
     T, R = model.num_frames, model.resolution
     s, upload = controls(T, R)
-    clip, centers, clip_id = load_clip(s, upload, T, R)
-    result, key = request(s, clip, centers, clip_id, T, R)
+    result, key = request(s, *load_clip(s, upload, T, R), T, R)
     show_strips(result)
     show_animation(result)
     show_scores(result, model.card)

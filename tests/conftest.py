@@ -23,6 +23,7 @@ CHROMIUM_ARGS = [
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("LATENTLAB_THREADS", "2")
+os.environ.setdefault("LATENTLAB_WARMUP", "0")  # no background UMAP warm-up in tests (servers inherit this)
 
 
 def run_page(page_file: str | None = None, timeout: float = 180, query: dict | None = None):
