@@ -99,7 +99,7 @@ class Job:
         factor = self.slowdown(load)
         if factor < threshold or steps_done <= 0:
             return None
-        idle = int(round(steps_done * factor, -1 if steps_done * factor >= 100 else 0))
+        idle = int(float(f"{steps_done * factor:.2g}"))  # an estimate: two significant digits
         within = f"this {budget_s:g} s budget" if budget_s else "this budget"
         return (f"Trained {steps_done:,} steps of the ~{idle:,} {within} gives on an idle machine: the machine "
                 f"was busy (about {factor:.1f}x slower; {self.mean_running():.1f} jobs ran at once on average).")
@@ -179,13 +179,14 @@ class JobGate:
         Whatever ends the block (an exception, a cancel, a page rerun) frees the slot or the place."""
         job = self.join(label)
         try:
-            while not self.wait(job, poll):
+            while job.state != "running":
                 if job.cancelled:
                     from backend.core.progress import Cancelled
 
                     raise Cancelled(f"{label}: cancelled while waiting for a free slot")
                 if on_wait is not None:
                     on_wait(job.position, self.waiting)
+                self.wait(job, poll)
             yield job
         finally:
             self._leave(job, "cancelled" if job.state == "queued" else "done")
