@@ -58,8 +58,9 @@ def _skip_or_fail(reason: str):
     pytest.skip(reason)
 
 
-def start_server(log_name: str = "streamlit-server"):
-    """Start `streamlit run app.py` on a free port and wait for /_stcore/health; return (proc, url)."""
+def start_server(log_name: str = "streamlit-server", env: dict | None = None):
+    """Start `streamlit run app.py` on a free port and wait for /_stcore/health; return (proc, url).
+    `env`: extra environment variables for the server (e.g. {"LATENTLAB_MAX_JOBS": "1"})."""
     port = _free_port()
     ARTIFACTS.mkdir(exist_ok=True)
     log_path = ARTIFACTS / f"{log_name}.log"
@@ -68,7 +69,7 @@ def start_server(log_name: str = "streamlit-server"):
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
          "--browser.gatherUsageStats", "false", "--global.developmentMode", "false"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
     )
     log.close()
     url = f"http://127.0.0.1:{port}"
