@@ -1,10 +1,11 @@
-"""Latent Lab: navigation and the shared frame (sidebar with device and version)."""
+"""Latent Lab: navigation and the shared frame (sidebar with version, device and the heavy-job slots)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from backend import __version__
+from backend.core.jobs import job_gate
 from ui import warmup
 from ui.registry import HOME, MODELS, available_pages
 
@@ -27,5 +28,9 @@ nav = st.navigation(pages)
 with st.sidebar:
     st.caption(f"Latent Lab v{__version__}")
     st.caption(f"Compute: {_device_text()}", help="Set LATENTLAB_DEVICE=cpu|cuda to override.")
+    gate = job_gate()
+    st.caption(f"Heavy jobs: {gate.running} of {gate.limit} slots busy, {gate.waiting} waiting",
+               help="Training, probes, attacks and sampling share these slots (LATENTLAB_MAX_JOBS; default: the "
+                    "number of cores); a job beyond them waits in a queue that shows its position.")
 
 nav.run()
