@@ -119,7 +119,8 @@ class UrlState:
                 st.session_state[k] = default
         st.session_state[loaded_flag] = True
         if problems:
-            st.toast("The link had values this page cannot use; " + "; ".join(problems) + ".", icon=":material/link_off:")
+            st.toast("The link had values this page cannot use; " + "; ".join(problems) + ".", icon=":material/link_off:",
+                     duration=20)
 
     def key(self, name: str) -> str:
         return f"{self.page}.{name}"
