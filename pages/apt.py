@@ -10,8 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from backend.apt import CLASSIFIERS, N_EVAL, AttackSettings, Digit, attack_report, compare_attacks, run_fooling_rates
-from backend.core import png_bytes, upscale
-from backend.core.jobs import job_gate
+from backend.core import job_gate, png_bytes, upscale
 from ui.common import header, running, show_error
 from ui.state import url_state
 

@@ -23,7 +23,7 @@ def enabled() -> bool:
 
 def _warm_umap() -> None:
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # Linux: this thread only
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 5)  # Linux: this thread only, a little lower
     except (AttributeError, OSError):
         pass
     try:
