@@ -1,4 +1,5 @@
 """`python -m backend.bench [NAME ...] [--quick] [--json]`: benchmarks as a table (not timed tests).
+`python -m backend.bench serve [--sessions 1,4,8]`: simulated concurrent sessions of the app (see `serve`).
 
 Each domain's `bench.run(quick)` returns rows {"bench", "value", "unit", ...}; ratios are against a
 baseline measured in the same run.
@@ -13,11 +14,40 @@ import sys
 from backend.domains import benches
 
 
+def serve(argv) -> int:
+    """`serve`: simulated sessions against the app (ui/loadtest.py, run in a fresh process so that its peak RSS
+    is the app's alone; the backend itself never imports streamlit)."""
+    import subprocess
+    from pathlib import Path
+
+    p = argparse.ArgumentParser(prog="python -m backend.bench serve",
+                                description="N simulated sessions at once (Streamlit AppTest, one thread each): "
+                                            "p50/p95 latency of their script runs, peak RSS, exceptions.")
+    p.add_argument("--sessions", default="1,4,8", help="comma-separated session counts (default: 1,4,8)")
+    p.add_argument("--actions", type=int, default=2, help="widget changes per session after opening its page")
+    p.add_argument("--cold", action="store_true", help="do not open every page once before timing")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    a = p.parse_args(argv)
+    cmd = [sys.executable, "-m", "ui.loadtest", "--sessions", a.sessions, "--actions", str(a.actions)]
+    done = subprocess.run(cmd + (["--cold"] if a.cold else []), cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True)
+    try:
+        rows = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        sys.stderr.write(done.stdout[-2000:] + done.stderr[-4000:])
+        return done.returncode or 1
+    _print({"serve": rows}, a.json)
+    return done.returncode
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["serve"]:
+        return serve(argv[1:])
     available = benches()
     p = argparse.ArgumentParser(
         prog="python -m backend.bench",
-        description="Run Latent Lab benchmarks and print a table.",
+        description="Run Latent Lab benchmarks and print a table (`serve`: the app under N simultaneous sessions).",
         epilog="Available benchmarks: " + (", ".join(available) or "(none built yet)") + ".",
     )
     p.add_argument("names", nargs="*", help="benchmarks to run (default: all): " + " | ".join(available))
@@ -28,10 +58,14 @@ def main(argv=None) -> int:
     for n in names:
         if n not in available:
             p.error(f"unknown benchmark {n!r}; choose from: {', '.join(available) or '(none)'}")
-    results = {n: available[n](quick=a.quick) for n in names}
-    if a.json:
+    _print({n: available[n](quick=a.quick) for n in names}, a.json)
+    return 0
+
+
+def _print(results: dict, as_json: bool) -> None:
+    if as_json:
         print(json.dumps(results, indent=2, default=str))
-        return 0
+        return
     for n, rows in results.items():
         print(f"\n## {n}")
         keys = []
@@ -40,7 +74,6 @@ def main(argv=None) -> int:
         print(" | ".join(keys))
         for r in rows:
             print(" | ".join(_fmt(r.get(k)) for k in keys))
-    return 0
 
 
 def _fmt(v) -> str:

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from backend.apt import CLASSIFIERS, N_EVAL, AttackSettings, Digit, attack_report, compare_attacks, run_fooling_rates
-from backend.core import png_bytes, upscale
+from backend.core import job_gate, png_bytes, upscale
 from ui.common import header, running, show_error
 from ui.state import url_state
 
@@ -42,9 +42,10 @@ G: a class-conditional VAE decoder trained on 8×8 digits upsampled to 32×32; d
 )
 
 
-@st.cache_data(show_spinner="Running APT…", max_entries=16)
+@st.cache_data(show_spinner="Running APT (waits for a free slot when the server is busy)…", max_entries=16)
 def _compare_cached(key: str, _image: np.ndarray, label: int, settings: tuple):
-    return compare_attacks(_image, label, AttackSettings(**dict(settings)))
+    with job_gate().slot("APT attack"):  # counts against the server's heavy-job limit like a clicked run
+        return compare_attacks(_image, label, AttackSettings(**dict(settings)))
 
 
 def _show(img, caption: str, scale: int = SCALE):
@@ -134,6 +135,9 @@ def run_comparison(digit, key: str, settings: AttackSettings):
         if have[0] != run_key:
             st.info("Settings changed: press **Run attack** to attack with them. The previous result is kept below.")
         return have[1]
+    if not clicked and key.startswith(("draw:", "upload:")):  # a user's own image is attacked only on request
+        st.info("Press **Run attack** to attack this image; Cancel stops it.")
+        return None
     if not clicked:
         try:
             st.session_state["apt._result"] = (run_key, _compare_cached(run_key, digit.image, digit.label,
@@ -159,16 +163,14 @@ def show_comparison(cmp) -> None:
     st.subheader(f"{cmp.apt_name} vs {r.classifier}: {'fooled' if r.success else 'not fooled'} after "
                  f"{r.steps_used} tuning steps")
     for col, (img, caption) in zip(st.columns(6), cmp.panels()):
-        with col:
-            _show(img, caption)
+        col.image(upscale(np.asarray(img), SCALE), caption=caption, output_format="PNG")
     st.dataframe(pd.DataFrame(cmp.table), hide_index=True, width="stretch")
     st.caption(cmp.note())
     st.markdown("**Class probabilities of every classifier** (transfer at a glance)")
     for col, (c, probs) in zip(st.columns(len(r.probs_after)), cmp.probabilities().items()):
-        with col:
-            st.caption(c)
-            st.bar_chart(pd.DataFrame(probs, index=[str(d) for d in DIGITS]), stack=False, height=220,
-                         x_label="class", y_label="probability")
+        col.caption(c)
+        col.bar_chart(pd.DataFrame(probs, index=[str(d) for d in DIGITS]), stack=False, height=220, x_label="class",
+                      y_label="probability")
 
 
 def show_edits(r) -> None:
@@ -176,8 +178,7 @@ def show_edits(r) -> None:
         return
     st.markdown("**Latent editing survives the tuning**: steps along one of the class's principal latent directions "
                 "through the pivot (−2 to 2 class std), in the original G (top) and the tuned G' (bottom).")
-    d = st.radio("Direction", [0, 1, 2], format_func=lambda k: f"direction {k + 1}", key="apt_edit_dir",
-                 horizontal=True)
+    d = st.radio("Direction", [1, 2, 3], format_func="direction {}".format, key="apt_edit_dir", horizontal=True) - 1
     strips = np.concatenate([np.concatenate(list(r.edits[k][d]), axis=1) for k in ("original", "tuned")], axis=0)
     _show(strips, f"{r.classifier} reads G {list(map(int, r.edits['pred_original'][d]))}, "
           f"G' {list(map(int, r.edits['pred_tuned'][d]))}", 3)
@@ -196,8 +197,7 @@ def downloads(cmp) -> None:
 def card_results() -> None:
     rep = attack_report()
     if rep is None:
-        st.info("The generator's checkpoint holds no attack evaluation yet: run `python -m backend.train apt`.")
-        return
+        return st.info("The generator's checkpoint holds no attack evaluation yet: run `python -m backend.train apt`.")
     st.markdown(f"**Fooling rates on {rep.n_images} held-out test digits** (from the model card's evaluation; "
                 f"{rep.counting}). PGD: 40 steps at ε = {rep.eps}.")
     df = pd.DataFrame(rep.rows)
@@ -228,9 +228,9 @@ def batch_run(s, settings: AttackSettings) -> None:
         st.download_button("Batch results (CSV)", bdf.to_csv(index=False), "apt_batch.csv", "text/csv")
 
 
-s = url_state("apt", DEFAULTS)
-for k, allowed in {**CHOICES, "classifier": CLASSIFIERS, "source": SOURCES, "target": TARGETS}.items():
-    s[k] = s[k] if str(s[k]) in map(str, allowed) else DEFAULTS[k]  # a hand-edited link falls back to defaults
+s = url_state("apt", DEFAULTS, {**CHOICES, "classifier": CLASSIFIERS, "source": SOURCES, "target": TARGETS, "gen_label": DIGITS,
+                               "label": DIGITS, "mode": ["apt", "apt+pgd"], "index": (0, N_EVAL - 1), "gen_seed": (0, 10_000),
+                               "steps": (0, 1000), "seed": (0, 10_000), "batch_n": (1, 50)})
 tab_one, tab_batch = st.tabs(["Single image", "Batch: fooling rates"])
 with tab_one:
     c_src, c_rest = st.columns([1.2, 2.3])

@@ -59,7 +59,9 @@ header(
 DEFAULTS = {"template": "random", "nodes": 5, "graph_seed": 3, "edges": edge_list(default_adjacency()),
             "kind": "linear", "observation": "vector", "learner": "dcrl", "method": "pc", "alpha": 0.001,
             "interventions": True, "n_pairs": 5000, "seed": 0, "budget": 60, "iv_var": "Z1", "iv_value": 1.5}
-s = url_state("causal", DEFAULTS)
+s = url_state("causal", DEFAULTS, {"template": TEMPLATES, "nodes": (2, MAX_NODES), "graph_seed": (0, 9999), "kind": KINDS,
+                                   "observation": OBSERVATIONS, "learner": LEARNERS, "method": METHODS, "alpha": (0.0, 1.0),
+                                   "n_pairs": (0, 50_000), "seed": (0, 9999), "budget": (5, 600), "iv_value": (-3.0, 3.0)})
 
 
 def apply_template():
@@ -91,8 +93,7 @@ def graph_section():
     t1, t2, t3 = c1.columns(3)
     t1.selectbox("Template", TEMPLATES, key=s.key("template"), on_change=apply_template)
     t2.number_input("Nodes", min_value=2, max_value=MAX_NODES, step=1, key=s.key("nodes"), on_change=apply_template)
-    t3.number_input("Graph seed", min_value=0, max_value=9999, step=1, key=s.key("graph_seed"),
-                    on_change=apply_template)
+    t3.number_input("Graph seed", 0, 9999, step=1, key=s.key("graph_seed"), on_change=apply_template)
     if st.session_state.get("causal._template_error"):
         c1.error(st.session_state["causal._template_error"])
     names = node_names(int(s["nodes"]))
@@ -108,8 +109,7 @@ def graph_section():
         c1.error(str(e))
         c2.graphviz_chart(to_dot(adj), width="stretch")
         return None
-    if s["iv_var"] not in names:
-        s["iv_var"] = names[0]
+    s["iv_var"] = s["iv_var"] if s["iv_var"] in names else names[0]
     cf = cached_counterfactual(tuple(map(tuple, adj.tolist())), s["kind"], names.index(s["iv_var"]),
                                float(s["iv_value"]))
     c2.graphviz_chart(to_dot(adj, cf.weights), width="stretch")
@@ -175,11 +175,12 @@ def compute(adj, settings):
         if shipped or st.session_state.get("causal.last") == (adj_key, settings):
             return cached_pipeline(adj_key, *settings)
         if go:
-            with running(f"Training the {LABELS[learner]} learner and discovering the graph", "causal.cancel") as p:
+            with running(f"Training the {LABELS[learner]} learner and discovering the graph", "causal.cancel",
+                         budget_s=settings[8]) as p:
                 res = run_pipeline(adj, *settings[:2], n_pairs=settings[2], learner=learner, method=settings[4],
                                    alpha=settings[5], use_interventions=settings[6], seed=settings[7],
                                    max_seconds=settings[8], progress=p)
-                st.session_state["causal.last"] = (adj_key, settings)
+                st.session_state["causal.last"], p.steps_done = (adj_key, settings), res.train_info.get("steps_done")
                 return res
     except ValueError as e:
         show_error(e)
@@ -236,8 +237,7 @@ def scatter(res):
     fig.update_layout(height=250, margin={"l": 10, "r": 10, "t": 30, "b": 10})
     st.markdown(f"**Each learned variable (y) against its matched true variable (x)**, {k} held-out samples")
     st.plotly_chart(fig, width="stretch", key="causal.scatter")
-    with st.expander("|correlation| of learned (rows) and true (columns) variables"):
-        st.dataframe(np.round(res.corr, 3), hide_index=False)
+    st.expander("|correlation| of learned (rows) and true (columns) variables").dataframe(np.round(res.corr, 3))
 
 
 graph = graph_section()

@@ -29,6 +29,7 @@ from backend.cells import (
 )
 from ui.common import header, running, show_error
 from ui.state import url_state
+from ui.warmup import umap_note
 
 header(
     "Cells: CFGen",
@@ -50,7 +51,8 @@ header(
 
 DEFAULTS = {"source": "pbmc68k", "v1": ALL, "v2": NOT_SET, "w1": 1.0, "w2": 1.0, "n": 500, "steps": DEFAULT_STEPS,
             "solver": "midpoint", "seed": 0, "place": "knn", "color": "cell_type", "gene": "CD14", "budget": 120}
-s = url_state("cells", DEFAULTS)
+s = url_state("cells", DEFAULTS, {"source": ["pbmc68k", "upload"], "w1": (0.0, 3.0), "w2": (0.0, 3.0), "n": (10, 100_000),
+                                  "steps": (2, 100), "seed": (0, 10_000), "budget": (10, 300)})
 
 
 @st.cache_resource(max_entries=2, show_spinner="Reading the upload…")
@@ -78,10 +80,11 @@ def uploaded_model():
         st.button("Train CFGen on this file", type="primary", key="cells.train",  # the flag survives a rerun
                   on_click=lambda: st.session_state.update({"cells.train_requested": True}))
         if st.session_state.pop("cells.train_requested", False):
-            try:  # the error shows outside the status box (which ends in its error state)
-                with running("Training CFGen", "cells.cancel_train") as p:
-                    st.session_state["cells.user_model"] = fit(adata, condition_keys=keys, seed=int(s["seed"]),
-                                                               max_seconds=float(s["budget"]), progress=p)
+            try:  # the error shows outside the status box
+                with running("Training CFGen", "cells.cancel_train", budget_s=float(s["budget"])) as p:
+                    st.session_state["cells.user_model"] = m = fit(adata, condition_keys=keys, seed=int(s["seed"]),
+                                                                   max_seconds=float(s["budget"]), progress=p)
+                    p.steps_done = m.train_info["steps_done"]
             except ValueError as e:
                 show_error(e, up.name)
     user = st.session_state.get("cells.user_model")
@@ -129,8 +132,7 @@ def request_section(model, real) -> CellsRequest:
         cols[5].number_input("seed", 0, 10_000, key=s.key("seed"))
         c1, c2, c3 = st.columns([2, 1, 1])
         places = list(PLACEMENTS) if model.reference is not None else ["knn", "joint"]
-        choose(c1, "Placement of generated cells", places, "place", "radio", format_func=PLACEMENTS.get,
-               horizontal=True,
+        choose(c1, "Placement of generated cells", places, "place", "radio", format_func=PLACEMENTS.get, horizontal=True,
                help="k-NN is instant; the first UMAP transform fits the real-cell UMAP once (about a minute).")
         choose(c2, "Color by", ["source", *[c for c in real.obs.columns if c != "n_counts"], "gene"], "color")
         choose(c3, "Gene", list(model.var_names), "gene", disabled=s["color"] != "gene")
@@ -171,8 +173,7 @@ def map_section(view) -> None:
 
 
 def metrics_tab(view, report) -> None:
-    cmp = view.comparison
-    if cmp is None:
+    if (cmp := view.comparison) is None:
         st.error(view.comparison_error)
     else:
         st.markdown(cmp.title())
@@ -210,10 +211,9 @@ def augmentation_tab(model, real, token: str, aug) -> None:
     if aug is None and st.button("Run the augmentation experiment", key="cells.run_aug", disabled=not
                                  (model.condition_keys and model.n_heldout), help="Logistic regression on PCs of real training cells, with "
                                  "and without generated cells for the rarest types; per-class F1 on held-out cells."):
-        with st.spinner("Training classifiers…"):
+        with running("Training classifiers", "cells.cancel_aug"):
             st.session_state[f"cells.aug.{token}"] = rare_type_augmentation(model, real, model.condition_keys[0])
-    aug = aug or st.session_state.get(f"cells.aug.{token}")
-    if aug is None:
+    if (aug := aug or st.session_state.get(f"cells.aug.{token}")) is None:
         return
     for col, (label, value, delta) in zip(st.columns(3), augmentation_summary(aug)):
         col.metric(label, value, delta)
@@ -230,7 +230,7 @@ if model is None:
     st.stop()
 request = request_section(model, real)
 try:
-    with st.spinner("Generating cells and placing them on the map…"):
+    with st.spinner("Generating cells and placing them on the map…" + umap_note(request.placement)):
         view = explore(model, real, request)  # the backend keeps the last few results per model
 except ValueError as e:
     show_error(e)

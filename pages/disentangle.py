@@ -55,7 +55,7 @@ when I ≈ 0. Capacity is chosen on the test split, as the DCI-ES scripts do.
 
 DEFAULTS = {"sources": ["toy:identity", "toy:rotation", "toy:missing", "toy:noise"], "probe": "rf", "n": 2000,
             "k": 4, "seed": 0, "focus": "toy:identity"}
-s = url_state(PAGE, DEFAULTS)
+s = url_state(PAGE, DEFAULTS, {"probe": list(PROBES), "n": [500, 1000, 2000, 5000], "k": (2, 10), "seed": (0, 10_000)})
 
 
 @st.cache_resource(show_spinner=False)

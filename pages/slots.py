@@ -44,11 +44,9 @@ PASSES = [1, 2, 4, 8]
 def controls():
     """The settings (URL state) and their widgets."""
     s = url_state("slots", {"variant": "sprites", "n": 16, "seed": 0, "sort": SORTS[0], "scene": 0, "slots": 5,
-                            "iters": model_report("sprites").iters, "merge": True, "passes": 1})
-    s["variant"] = s["variant"] if s["variant"] in VARIANTS else "sprites"
-    s["sort"], s["passes"] = (s["sort"] if s["sort"] in SORTS else SORTS[0]), (s["passes"] if s["passes"] in PASSES else 1)
-    for key, lo, hi in (("n", 4, 64), ("slots", 1, 10), ("iters", 1, 10), ("seed", 0, 9_999)):
-        s[key] = int(min(hi, max(lo, s[key])))
+                            "iters": model_report("sprites").iters, "merge": True, "passes": 1},
+                  {"variant": list(VARIANTS), "sort": SORTS, "passes": list(PASSES), "n": (4, 64), "slots": (1, 10),
+                   "iters": (1, 10), "seed": (0, 9_999)})
     c1, c2, c3, c4 = st.columns([1, 1, 1, 1.3])
     c1.selectbox("Scenes", list(VARIANTS), key=s.key("variant"), help="Flat-coloured sprites, or the same kind of "
                  "scenes with procedural textures inside objects and on the background.")

@@ -39,14 +39,16 @@ exactly as given); optional RePaint-style resampling re-noises one step and deno
 with `mask_mix="tasks"` (60 % strides, prefixes or both ends; p = 0.1), then 80 with RaMViD's masks (p = 0.25).
 """
 
-
 def controls(T: int, R: int):
     """The clip, known-frame and sampler widgets; returns the URL-backed settings and the upload (or None)."""
     s = url_state("video", {
         "source": "generated", "kind": "bouncing", "clip_seed": 0, "start": 0, "preset": "upsampling",
         "given": [int(i) for i in np.where(preset_known("upsampling", T))[0]], "region": False,
         "box_x": (10, 22), "box_y": (10, 22), "region_frames": list(range(T)),
-        "steps": 25, "eta": 0.0, "seed": 0, "samples": 1, "resample": 1})
+        "steps": 25, "eta": 0.0, "seed": 0, "samples": 1, "resample": 1}, {
+        "source": ["generated", "upload"], "kind": ["bouncing", "digits"], "clip_seed": (0, 999_999), "start": (0, 10**6),
+        "preset": list(PRESETS), "given": (0, T - 1), "box_x": (0, R), "box_y": (0, R), "region_frames": (0, T - 1),
+        "steps": (1, 100), "eta": (0.0, 1.0), "seed": (0, 999_999), "samples": (1, 4), "resample": [1, 2, 3]})
 
     def apply_preset():
         s["given"] = [int(i) for i in np.where(preset_known(s["preset"], T))[0]]
@@ -222,8 +224,7 @@ def show_downloads(r, key: str, link: str) -> None:
         d3.download_button("Arrays (NPZ)", buf.getvalue(), "infill.npz", "application/octet-stream", key="video.dl_npz")
     else:
         d1.caption("Generate a sample to download it.")
-    with st.expander("Link to these settings"):
-        st.code(link, language=None)
+    st.expander("Link to these settings").code(link, language=None)
 
 
 def main() -> None:
@@ -239,8 +240,7 @@ def main() -> None:
         st.stop()
     T, R = model.num_frames, model.resolution
     s, upload = controls(T, R)
-    clip, centers, clip_id = load_clip(s, upload, T, R)
-    result, key = request(s, clip, centers, clip_id, T, R)
+    result, key = request(s, *load_clip(s, upload, T, R), T, R)
     show_strips(result)
     show_animation(result)
     show_scores(result, model.card)

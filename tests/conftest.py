@@ -23,6 +23,7 @@ CHROMIUM_ARGS = [
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("LATENTLAB_THREADS", "2")
+os.environ.setdefault("LATENTLAB_WARMUP", "0")  # no background UMAP warm-up in tests (servers inherit this)
 
 
 def run_page(page_file: str | None = None, timeout: float = 180, query: dict | None = None):
@@ -57,8 +58,9 @@ def _skip_or_fail(reason: str):
     pytest.skip(reason)
 
 
-def start_server(log_name: str = "streamlit-server"):
-    """Start `streamlit run app.py` on a free port and wait for /_stcore/health; return (proc, url)."""
+def start_server(log_name: str = "streamlit-server", env: dict | None = None):
+    """Start `streamlit run app.py` on a free port and wait for /_stcore/health; return (proc, url).
+    `env`: extra environment variables for the server (e.g. {"LATENTLAB_MAX_JOBS": "1"})."""
     port = _free_port()
     ARTIFACTS.mkdir(exist_ok=True)
     log_path = ARTIFACTS / f"{log_name}.log"
@@ -67,7 +69,7 @@ def start_server(log_name: str = "streamlit-server"):
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
          "--browser.gatherUsageStats", "false", "--global.developmentMode", "false"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
     )
     log.close()
     url = f"http://127.0.0.1:{port}"

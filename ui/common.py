@@ -59,22 +59,40 @@ class StreamlitProgress(Progress):
 
 
 @contextlib.contextmanager
-def running(label: str, cancel_key: str):
-    """Show a status box with a progress bar and a Cancel button; yield a Progress for the backend.
+def running(label: str, cancel_key: str, budget_s: float | None = None):
+    """Queue the job at the job gate, then show a status box with a progress bar; yield a Progress.
 
-    Clicking Cancel reruns the script, which stops the work at its next progress update (Streamlit
-    interrupts a run at any `st.*` call). A `Cancelled` from the backend is shown as a warning.
+    At most LATENTLAB_MAX_JOBS heavy jobs run at once in this server; a job beyond that waits and shows its
+    place in the queue. Cancel (drawn above the box) reruns the script, which stops the work at its next
+    progress update (Streamlit interrupts a run at any `st.*` call) and frees its slot or queue place. A
+    `Cancelled` from the backend is shown as a warning. With `budget_s` (a time-budgeted training), set
+    `progress.steps_done` inside the block: when load cut the run short, a note says by how much.
     """
-    st.button("Cancel", key=cancel_key, help="Stop this run; results computed so far are kept.")
+    from backend.core.jobs import job_gate
+
+    st.button("Cancel", key=cancel_key, help="Stop this run (or leave the queue); results computed so far are kept.")
     with st.status(label, expanded=True) as status:
         bar = st.progress(0.0, text=label)
         p = StreamlitProgress(bar)
+        p.steps_done = None
+        gate = job_gate()
+
+        def queued(position: int, waiting: int) -> None:
+            bar.progress(0.0, text=f"Queued: position {position} of {waiting} (at most {gate.limit} heavy jobs "
+                         "run at once on this server; Cancel leaves the queue)")
+
         try:
-            yield p
+            with gate.slot(label, on_wait=queued) as job:
+                bar.progress(0.0, text=label)
+                yield p
             status.update(label=f"{label}: done", state="complete", expanded=False)
         except Cancelled:
             status.update(label=f"{label}: cancelled", state="error")
             st.warning("Cancelled. The previous results are kept.")
+            return
+    note = job.load_note(int(p.steps_done or 0), budget_s) if budget_s else None
+    if note:
+        st.info(note)
 
 
 def show_error(e: Exception | str, file: str | None = None) -> None:

@@ -1,8 +1,9 @@
-"""Shared machinery every domain uses: device, seeding, checkpoints, progress, cache, uploads."""
+"""Shared machinery every domain uses: device, seeding, checkpoints, progress, job gate, cache, uploads."""
 
 from backend.core.cache import cached, clear_cache
 from backend.core.cards import CardError, ModelCard, Target
 from backend.core.device import configure_threads, device_info, get_device
+from backend.core.jobs import JobGate, job_gate
 from backend.core.media import gif_bytes, png_bytes, upscale, webm_bytes
 from backend.core.progress import Cancelled, Progress, as_progress
 from backend.core.registry import (
@@ -36,6 +37,8 @@ __all__ = [
     "configure_threads",
     "device_info",
     "get_device",
+    "JobGate",
+    "job_gate",
     "gif_bytes",
     "png_bytes",
     "upscale",

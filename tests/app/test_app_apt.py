@@ -45,6 +45,11 @@ def test_apt_page_upload_good_and_bad():
     at.file_uploader[0].set_value(("one.png", _png(img), "image/png")).run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("Its class" in s.label for s in at.selectbox)
+    # a user's image is attacked only on request: nothing runs until "Run attack"
+    assert any("Press **Run attack**" in i.value for i in at.info) and not any(" vs " in h.value for h in at.subheader)
+    at.button(key="apt_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("APT vs cnn" in h.value for h in at.subheader)
     at.file_uploader[0].set_value(("notes.png", b"this is not an image", "image/png")).run()
     assert not at.exception
     assert any("could not be read as an image" in e.value for e in at.error)

@@ -35,8 +35,11 @@ def test_apt_page_default_and_upload(server, page):
     fc.value.set_files(str(path))
     wait_idle(page)
     expect(page.get_by_text("Its class (for the generator)")).to_be_visible(timeout=120_000)
+    expect(page.get_by_text("Press Run attack to attack this image", exact=False)).to_be_visible()
+    assert page.get_by_text("APT vs cnn", exact=False).count() == 0  # an uploaded image is attacked only on request
+    page.get_by_role("button", name="Run attack").click()
+    wait_idle(page)
     expect(page.get_by_text("APT vs cnn", exact=False)).to_be_visible(timeout=120_000)
-    assert page.get_by_text("Settings changed", exact=False).count() == 0  # a new image is attacked at once
     assert page.get_by_test_id("stImage").count() >= 6
     assert page.get_by_test_id("stException").count() == 0
     screenshot(page, "apt-upload")
