@@ -310,7 +310,7 @@ class DiscriminatorRecipe(Recipe):
     title = "APT realism discriminator D, and the attack evaluation (fooled-and-kept, APT vs PGD)"
     paper, data = PAPER, DATA
     config = {"width": 32, "batch": 64, "lr": 1e-3, "max_shift": 1, **ATTACK_EVAL}
-    default_steps = 400
+    default_steps = 200
     evaluate_no_grad = False  # the attacks need gradients
     smoke = SMOKE
 

@@ -84,14 +84,15 @@ def test_classifiers_accuracy_on_test_split(apt):
     assert p.shape == (3, 10) and np.allclose(p.sum(1), 1, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["apt-cnn", "apt-mlp", "apt-robust", "apt-generator", "apt-cnn-apt"])
+@pytest.mark.parametrize("name", ["apt-cnn", "apt-mlp", "apt-robust", "apt-generator", "apt-discriminator",
+                                  "apt-cnn-apt"])
 def test_cards_are_slim_and_the_generator_keeps_its_tables_in_the_payload(name):
     from backend.core.cards import validate_card_file
 
     card = validate_card_file(ROOT / "assets" / "checkpoints" / f"{name}.json")
     assert card.readout and card.limitations and card.targets and card.headline["value"] is not None
     assert (ROOT / "assets" / "checkpoints" / f"{name}.pt").stat().st_size < 20 * 2**20
-    if name == "apt-generator":
+    if name == "apt-discriminator":
         assert {"attacks", "selection"} <= set(load_evaluation(name))
         assert "validation_set(30, seed=2)" in card.readout and "judge_clean_test_acc" in card.metrics
 
@@ -272,7 +273,7 @@ def test_judge_reads_clean_digits_and_only_uint8_arrays():
     p = judge_probs(to_uint8(x[:5]))
     assert p.shape == (5, 10) and np.allclose(p.sum(1), 1) and (judge_reads(to_uint8(x[:5])) == p.argmax(1)).all()
     with pytest.raises(ValueError, match="uint8"):
-        judge_probs(torch.as_tensor(x[:1], dtype=torch.float32, requires_grad=True))
+        judge_probs(torch.as_tensor(x[:1]).requires_grad_(True))
 
 
 def test_the_judge_never_receives_gradients_from_the_attack(apt, monkeypatch):
@@ -343,7 +344,7 @@ def test_the_realism_term_changes_the_tuned_images():
 def test_recipes_and_group_are_registered():
     from backend.domains import groups, recipes
 
-    assert groups()["apt"] == ["apt-cnn", "apt-mlp", "apt-robust", "apt-generator", "apt-cnn-apt"]
+    assert groups()["apt"] == ["apt-cnn", "apt-mlp", "apt-robust", "apt-generator", "apt-discriminator", "apt-cnn-apt"]
     assert set(groups()["apt"]) <= set(recipes())
 
 
@@ -381,11 +382,25 @@ def test_generator_recipe_phases_train_p_then_the_cvae():
     model = recipe.build(_context(recipe))
     ctx = _context(recipe, 1)
     loss, logs = recipe.loss(model, recipe.batch(ctx), ctx)
-    assert float(loss.detach()) > 0 and {"recon", "kl", "gan_g", "gan_d"} <= set(logs) and "class" not in logs
+    assert float(loss.detach()) > 0 and {"recon", "kl"} <= set(logs) and "class" not in logs
     recipe = RECIPES["apt-generator"](class_weight=0.5)
     recipe.on_phase_start(model, ctx := _context(recipe, 1))  # loads the frozen apt-cnn as the judge
     loss, logs = recipe.loss(model, recipe.batch(ctx), ctx)
     assert logs["class"] > 0
+
+
+def test_discriminator_recipe_scores_real_digits_above_generated_ones():
+    """The shipped D's hinge loss on a fresh batch is below chance (2), and real test digits score above samples."""
+    from backend.apt.train import RECIPES
+
+    recipe = RECIPES["apt-discriminator"]()
+    D = recipe.load_shipped("cpu")
+    ctx = _context(recipe)
+    recipe.on_phase_start(D, ctx)
+    loss, logs = recipe.loss(D, recipe.batch(ctx), ctx)
+    assert float(loss) < 1.5 and {"real", "fake"} <= set(logs)
+    card = load_evaluation("apt-discriminator")
+    assert card["attacks"]["judge_clean_test_acc"] >= 0.98
 
 
 @pytest.mark.slow
@@ -397,7 +412,8 @@ def test_group_smoke_run_writes_four_checkpoints_the_loader_reads(tmp_path):
     subprocess.run([sys.executable, "-m", "backend.train", "apt", "--steps", "20", "--device", "cpu", *sets],
                    cwd=ROOT, env=env, check=True, timeout=600, capture_output=True)
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == sorted(
-        f"apt-{n}.{e}" for n in ("cnn", "mlp", "robust", "generator", "cnn-apt") for e in ("json", "pt"))
+        f"apt-{n}.{e}" for n in ("cnn", "mlp", "robust", "generator", "discriminator", "cnn-apt")
+        for e in ("json", "pt"))
     code = ("from backend.apt import load_models, attack_report; m = load_models(); "
             "assert m.classifiers == ['cnn', 'mlp', 'robust']; assert attack_report().n_images == 2")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=120)
