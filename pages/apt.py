@@ -23,7 +23,7 @@ NAMES = {"cnn": "CNN", "mlp": "MLP", "robust": "Robust CNN (PGD-trained)"}
 TARGETS = ["untargeted", *map(str, DIGITS)]
 DEFAULTS = {"source": SOURCES[0], "index": 0, "gen_label": 3, "gen_seed": 0, "label": 0, "classifier": "cnn",
             "target": "untargeted", "mode": "apt", "steps": 300, "adv_weight": 0.1, "lr": 0.0003, "reg_weight": 1.0,
-            "realism_weight": 0.3, "eps": 0.1, "seed": 0, "batch_n": 5}
+            "realism_weight": 0.0, "eps": 0.1, "seed": 0, "batch_n": 5}
 
 header(
     "APT: adversarial pivotal tuning",

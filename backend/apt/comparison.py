@@ -69,7 +69,7 @@ class AttackSettings:
     adv_weight: float = 0.1
     lr: float = 3e-4
     reg_weight: float = 1.0
-    realism_weight: float = 0.3     # weight of the discriminator's realism term −D(G'(w_p), y)
+    realism_weight: float = 0.0     # weight of the realism term −D(G'(w_p), y) (0: chosen on validation digits)
 
     @classmethod
     def from_values(cls, values: dict) -> AttackSettings:

@@ -35,7 +35,7 @@ class APTSettings:
     rec_weight: float = 1.0     # MSE(G'(w_p), x), [-1, 1] units
     perc_weight: float = 1.0    # perceptual distance in P's features
     reg_weight: float = 1.0     # locality: MSE(G'(w_r), G(w_r))
-    realism_weight: float = 0.3  # realism: −D(G'(w_p), y) of the cVAE-GAN's discriminator
+    realism_weight: float = 0.0  # realism −D(G'(w_p), y); 0 was chosen on validation digits (apt-discriminator card)
     alpha: float = 3.0          # distance of the locality latents from the pivot (latent units)
     kappa: float = 0.5          # margin: stop pushing once the goal logit leads by kappa
     inv_steps: int = 60         # pivot inversion steps
