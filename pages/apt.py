@@ -40,7 +40,7 @@ header(
    (PTI's locality term), D the discriminator trained with G (the paper's L_PG, conditioned on y; the paper's
    code uses a random class). 3. **Judge**: an RBF-SVM on the 8×8 digits, never used by the attack, re-reads x'.
 
-G: a cVAE-GAN decoder (8×8 digits upsampled to 32×32); d_P: a project-trained digit CNN. **No guarantee** on the
+G: a cVAE decoder (8×8 digits upsampled to 32×32); d_P: a project-trained digit CNN. **No guarantee** on the
 size of the change (APT is not norm-bounded) or that the class is kept: the judge measures that, G does not promise it.
 """,
 )
