@@ -22,9 +22,9 @@ _FITTED: dict = {}
 
 def native(images: np.ndarray) -> np.ndarray:
     """uint8 (N, 32, 32[, 3]) -> float64 (N, 64) in [0, 1]: the 8×8 digit each image shows."""
-    a = np.asarray(images)
-    if a.dtype != np.uint8:
-        raise ValueError("The judge reads uint8 images (the attacks' final outputs).")
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8:  # never a tensor of an attack's graph
+        raise ValueError("The judge reads uint8 numpy images (the attacks' final outputs).")
+    a = images
     if a.ndim == 4:
         a = a[..., :3].astype(np.float64).mean(-1)
     a = a.astype(np.float64) / 255.0
