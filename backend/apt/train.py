@@ -302,7 +302,8 @@ class GeneratorRecipe(Recipe):
 
 class DiscriminatorRecipe(Recipe):
     """The realism discriminator D of APT's tuning loss, trained against the frozen shipped generator (hinge
-    loss: real training digits vs the generator's reconstructions and class-conditional samples). Its card
+    loss: real training digits vs the generator's reconstructions and class-conditional samples, real digits
+    paired with a wrong class and real digits with pixel noise). Its card
     holds the attack evaluation, which needs every APT model: settings chosen on validation digits, then
     APT, APT+PGD and PGD at several eps on the headline test digits, with the judge's fooled-and-kept rate."""
 
@@ -347,7 +348,12 @@ class DiscriminatorRecipe(Recipe):
             yz = torch.as_tensor(ctx.rng.integers(0, 10, n)).to(ctx.device)
             eps = torch.randn(n, latent, generator=ctx.generator).to(ctx.device)
             gen = G.decode(mean[yz] + torch.einsum("nij,nj->ni", chol[yz], eps), yz)
-        return x, y, torch.cat([rec, gen]), torch.cat([y, yz])
+            # matching-aware fakes (Reed et al. 2016): real digits paired with a wrong class, and real digits
+            # with uniform pixel noise, so that D scores "a clean digit of this class", not sharpness
+            wrong = (y + torch.as_tensor(ctx.rng.integers(1, 10, n)).to(ctx.device)) % 10
+            amp = torch.as_tensor(ctx.rng.uniform(0.05, 0.4, (n, 1, 1, 1)), dtype=x.dtype).to(ctx.device)
+            noisy = (x + (torch.rand(x.shape, generator=ctx.generator).to(ctx.device) * 2 - 1) * amp).clamp(-1, 1)
+        return x, y, torch.cat([rec, gen, x, noisy]), torch.cat([y, yz, wrong, y])
 
     def loss(self, model, batch, ctx):
         x, y, fake, yf = batch
