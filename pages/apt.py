@@ -17,12 +17,13 @@ from ui.state import url_state
 SCALE, DIGITS = 6, list(range(10))
 SOURCES = ["Test digit", "Generated", "Draw", "Upload"]
 CHOICES = {"eps": [0.05, 0.1, 0.2, 0.3], "lr": [0.0001, 0.0002, 0.0003, 0.0005, 0.001, 0.003],
-           "adv_weight": [0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0], "reg_weight": [0.0, 0.1, 0.3, 1.0, 3.0, 10.0]}
+           "adv_weight": [0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0], "reg_weight": [0.0, 0.1, 0.3, 1.0, 3.0, 10.0],
+           "realism_weight": [0.0, 0.1, 0.3, 1.0, 3.0]}
 NAMES = {"cnn": "CNN", "mlp": "MLP", "robust": "Robust CNN (PGD-trained)"}
 TARGETS = ["untargeted", *map(str, DIGITS)]
 DEFAULTS = {"source": SOURCES[0], "index": 0, "gen_label": 3, "gen_seed": 0, "label": 0, "classifier": "cnn",
             "target": "untargeted", "mode": "apt", "steps": 300, "adv_weight": 0.1, "lr": 0.0003, "reg_weight": 1.0,
-            "eps": 0.1, "seed": 0, "batch_n": 5}
+            "realism_weight": 0.0, "eps": 0.1, "seed": 0, "batch_n": 5}
 
 header(
     "APT: adversarial pivotal tuning",
@@ -33,28 +34,27 @@ header(
     "https://arxiv.org/abs/2211.09782",
     """
 1. **Pivot.** Find the latent w_p with G(w_p, y) ≈ the digit x (encoder start, then Adam; G frozen).
-2. **Tune.** Copy G and optimise its *weights* with w_p fixed: `L = MSE(G'(w_p), x) + d_P(G'(w_p), x)
-   + MSE(G'(w_r), G(w_r)) + λ · margin(C(G'(w_p)), y)`, w_r near the pivot (PTI's locality term); stop at the
-   first image that fools the classifier C. 3. **Compare** with L∞ PGD in pixel space (Madry et al. 2018).
+2. **Tune.** Copy G and optimise its *weights* with w_p fixed, x' = G'(w_p, y), stopping at the first x' that
+   fools the classifier C: `L = MSE(x', x) + d_P(x', x) + locality·MSE(G'(w_r, y_r), G(w_r, y_r))
+   + λ·max(z_y − max_{k≠y} z_k, −0.5) + realism·(−D(x', y))`, z = C(x'), w_r = w_p + 3·(z_r − w_p)/‖z_r − w_p‖
+   (PTI's locality term), D the discriminator trained with G (the paper's L_PG, conditioned on y; the paper's
+   code uses a random class). 3. **Judge**: an RBF-SVM on the 8×8 digits, never used by the attack, re-reads x'.
 
-G: a class-conditional VAE decoder trained on 8×8 digits upsampled to 32×32; d_P: a project-trained digit CNN.
+G: a cVAE decoder (8×8 digits upsampled to 32×32); d_P: a project-trained digit CNN. **No guarantee** on the
+size of the change (APT is not norm-bounded) or that the class is kept: the judge measures that, G does not promise it.
 """,
 )
-
 
 @st.cache_data(show_spinner="Running APT (waits for a free slot when the server is busy)…", max_entries=16)
 def _compare_cached(key: str, _image: np.ndarray, label: int, settings: tuple):
     with job_gate().slot("APT attack"):  # counts against the server's heavy-job limit like a clicked run
         return compare_attacks(_image, label, AttackSettings(**dict(settings)))
 
-
-def _show(img, caption: str, scale: int = SCALE):
-    st.image(upscale(np.asarray(img), scale), caption=caption, output_format="PNG")
-
+def _show(img, caption: str, scale: int = SCALE, where=st):
+    where.image(upscale(np.asarray(img), scale), caption=caption, output_format="PNG")
 
 def _request(flag: str) -> None:
     st.session_state[flag] = True  # a click survives a rerun that happens before the button is drawn again
-
 
 def _raw_drawing():
     try:
@@ -114,10 +114,12 @@ def attack_controls(s) -> AttackSettings:
                         help="Weight of the fooling term; higher fools more often but changes the digit more.")
     c_str.slider("Max tuning steps", 0, 1000, step=10, key=s.key("steps"),
                  help="Tuning stops earlier, at the first image that fools the classifier.")
-    a1, a2 = c_str.columns(2)
+    a1, a2, a3 = c_str.columns(3)
     a1.select_slider("Learning rate", CHOICES["lr"], key=s.key("lr"))
     a2.select_slider("Locality weight", CHOICES["reg_weight"], key=s.key("reg_weight"),
                      help="Keeps G' ≈ G at other latents (pivotal tuning's regulariser).")
+    a3.select_slider("Realism weight", CHOICES["realism_weight"], key=s.key("realism_weight"),
+                     help="Weight of −D(x', y), the discriminator trained with G; 0 drops the term.")
     c_str.number_input("Seed", 0, 10_000, step=1, key=s.key("seed"))
     s.sync()
     return AttackSettings.from_values(s.values())
@@ -161,9 +163,9 @@ def run_comparison(digit, key: str, settings: AttackSettings):
 def show_comparison(cmp) -> None:
     r = cmp.apt
     st.subheader(f"{cmp.apt_name} vs {r.classifier}: {'fooled' if r.success else 'not fooled'} after "
-                 f"{r.steps_used} tuning steps")
+                 f"{r.steps_used} tuning steps; the judge reads {r.judge_reads} (true class {r.label})")
     for col, (img, caption) in zip(st.columns(6), cmp.panels()):
-        col.image(upscale(np.asarray(img), SCALE), caption=caption, output_format="PNG")
+        _show(img, caption, where=col)
     st.dataframe(pd.DataFrame(cmp.table), hide_index=True, width="stretch")
     st.caption(cmp.note())
     st.markdown("**Class probabilities of every classifier** (transfer at a glance)")
@@ -178,7 +180,7 @@ def show_edits(r) -> None:
         return
     st.markdown("**Latent editing survives the tuning**: steps along one of the class's principal latent directions "
                 "through the pivot (−2 to 2 class std), in the original G (top) and the tuned G' (bottom).")
-    d = st.radio("Direction", [1, 2, 3], format_func="direction {}".format, key="apt_edit_dir", horizontal=True) - 1
+    d = st.radio("Direction", [0, 1, 2], format_func=lambda k: f"direction {k + 1}", key="apt_edit_dir", horizontal=True)
     strips = np.concatenate([np.concatenate(list(r.edits[k][d]), axis=1) for k in ("original", "tuned")], axis=0)
     _show(strips, f"{r.classifier} reads G {list(map(int, r.edits['pred_original'][d]))}, "
           f"G' {list(map(int, r.edits['pred_tuned'][d]))}", 3)
@@ -197,18 +199,17 @@ def downloads(cmp) -> None:
 def card_results() -> None:
     rep = attack_report()
     if rep is None:
-        return st.info("The generator's checkpoint holds no attack evaluation yet: run `python -m backend.train apt`.")
-    st.markdown(f"**Fooling rates on {rep.n_images} held-out test digits** (from the model card's evaluation; "
-                f"{rep.counting}). PGD: 40 steps at ε = {rep.eps}.")
-    df = pd.DataFrame(rep.rows)
-    st.dataframe(df.drop(columns=["eps", "n", "ssim_fooled"], errors="ignore"), hide_index=True, width="stretch")
-    st.bar_chart(df.pivot(index="classifier", columns="mode", values="fooling_rate"), stack=False, height=260,
-                 y_label="fooling rate")
+        st.info("The generator's checkpoint holds no attack evaluation yet: run `python -m backend.train apt`.")
+        return
+    st.markdown(f"**Fooled and kept on {rep.n_images} held-out test digits** (the model card's evaluation; "
+                f"{rep.counting}). PGD: 40 steps; APT + PGD at ε = {rep.eps}. {rep.selection} {rep.judge}")
+    st.dataframe(df := pd.DataFrame(rep.rows).drop(columns=["mode", "eps", "n", "ssim_fooled"]), hide_index=True)
+    st.bar_chart(df.pivot(index="attack", columns="classifier", values="fooled_and_kept"), stack=False, height=260,
+                 y_label="fooled and kept")
     if rep.sweep:
-        st.markdown(f"**Trade-off: sweep of the adversarial weight λ** (APT, {rep.sweep_n_images} test digits per "
-                    "point). Small λ keeps the digit closer to the original but fools less often.")
-        st.line_chart(pd.DataFrame(rep.sweep), x="ssim", y="fooling_rate", color="classifier", height=260,
-                      x_label="mean SSIM to the original", y_label="fooling rate")
+        st.markdown(f"**How the settings were chosen**: one point per setting, {rep.sweep_n_images} validation digits.")
+        st.scatter_chart(pd.DataFrame(rep.sweep), x="ssim", y="fooled_and_kept", color="realism_weight", height=260,
+                         x_label="mean SSIM to the original", y_label="fooled and kept")
 
 
 def batch_run(s, settings: AttackSettings) -> None:

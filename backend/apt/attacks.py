@@ -16,6 +16,7 @@ from backend.apt import metrics as M
 from backend.apt.data import SIZE, to_uint8
 from backend.apt.inference import perceptual, probabilities, to_tensor
 from backend.apt.inputs import apt_settings, check_classifier, check_image, check_label, check_mode
+from backend.apt.judge import judge_probs
 from backend.apt.loading import Models, load_models
 from backend.core.progress import as_progress
 
@@ -43,6 +44,23 @@ class AttackResult:
     metrics: dict                          # change metrics vs the original, pivot PSNR, locality, ...
     frames: list = field(default_factory=list)     # (stage, step, uint8 image) snapshots
     edits: dict = field(default_factory=dict)      # latent edits in G and G' (see `attack`)
+    judge_before: np.ndarray | None = None  # the independent judge's (10,) probabilities on the original
+    judge_after: np.ndarray | None = None   # ... and on the adversarial image (read afterwards, never attacked)
+
+    @property
+    def judge_reads(self) -> int:
+        """The judge's reading of the adversarial image."""
+        return int(np.argmax(self.judge_after))
+
+    @property
+    def kept(self) -> bool:
+        """The judge still reads the true class in the adversarial image."""
+        return self.judge_reads == self.label
+
+    @property
+    def fooled_and_kept(self) -> bool:
+        """The attacked classifier is fooled and the judge still reads the true class."""
+        return bool(self.success and self.kept)
 
     @property
     def transfer(self) -> dict:
@@ -138,7 +156,8 @@ def _tune(m: Models, img, y: int, t, name: str, s, seed: int, p, snap, total: in
     with torch.no_grad():
         recon_t = m.generator.decode(w_p, torch.tensor([y], device=m.device))
     Gt, xa, used, _ = apt_tune(m.generator, m.nets[name], m.perceptual, x, y, w_p, target=t, settings=s,
-                               seed=seed, progress=p, on_image=snap, offset=s.inv_steps, total=total)
+                               seed=seed, progress=p, on_image=snap, offset=s.inv_steps, total=total,
+                               D=m.discriminator)
     snap("tuned", used, xa)
     return w_p, Gt, recon_t, used, to_uint8(xa[0, 0].cpu().numpy())
 
@@ -201,8 +220,10 @@ def _result(m: Models, img, recon, adv, y, t, name, mode, used, frames) -> Attac
              for k, im in (("before", img), ("pivot", recon), ("after", adv))}
     eligible = int(np.argmax(probs["before"][name])) == y and int(np.argmax(probs["pivot"][name])) == y
     metrics = {**M.change_metrics(img, adv), "perceptual": perceptual(img, adv), "steps": float(used)}
+    judged = judge_probs(np.stack([img, adv]))  # the final uint8 images only: no gradient reaches the judge
     return AttackResult(img, recon, adv, y, t, name, mode, fools(probs["after"][name], y, t), bool(eligible),
-                        int(used), probs["before"], probs["pivot"], probs["after"], metrics, frames)
+                        int(used), probs["before"], probs["pivot"], probs["after"], metrics, frames,
+                        judge_before=judged[0], judge_after=judged[1])
 
 
 def edits_and_locality(m: Models, Gt, w_p, y: int, name: str, seed: int, with_edits: bool = True):

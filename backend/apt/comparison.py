@@ -10,10 +10,11 @@ import numpy as np
 
 from backend.apt.attacks import DEFAULT_EPS, AttackResult, attack, fools, pgd
 from backend.apt.data import prepare_image, test_set
-from backend.apt.fooling_rates import EVAL_SEED, N_EVAL, batch_evaluate
+from backend.apt.fooling_rates import EVAL_SEED, N_EVAL, PGD_EPS, batch_evaluate
 from backend.apt.inference import classify, classify_all, describe_change, generate
 from backend.apt.inputs import check_label
-from backend.apt.loading import load_evaluation
+from backend.apt.judge import judge_probs
+from backend.apt.loading import ATTACK_CARD, load_evaluation
 
 
 @dataclass
@@ -68,6 +69,7 @@ class AttackSettings:
     adv_weight: float = 0.1
     lr: float = 3e-4
     reg_weight: float = 1.0
+    realism_weight: float = 0.0     # weight of the realism term −D(G'(w_p), y) (0: chosen on validation digits)
 
     @classmethod
     def from_values(cls, values: dict) -> AttackSettings:
@@ -86,6 +88,7 @@ class Comparison:
     pgd_probs: dict                 # classifier -> (10,)
     pgd_metrics: dict
     pgd_success: bool
+    pgd_judge: np.ndarray           # the judge's (10,) probabilities on the PGD image
     settings: AttackSettings
     apt_name: str                   # "APT" or "APT + PGD"
     table: list = field(default_factory=list)  # one row per attack: fooled?, SSIM, L2, L∞, ..., each prediction
@@ -93,10 +96,12 @@ class Comparison:
     def panels(self) -> list:
         """(uint8 image, caption) for original, pivot, APT, PGD and both change maps (|Δ| × 4)."""
         r, name = self.apt, self.apt.classifier
-        return [(r.original, f"original, {name}: {_reading(r.probs_before[name])}"),
+        return [(r.original, f"original, {name}: {_reading(r.probs_before[name])}, judge: {_reading(r.judge_before)}"),
                 (r.reconstruction, f"pivot G(w_p), PSNR {r.metrics.get('pivot_psnr', 0):.1f} dB"),
-                (r.adversarial, f"{self.apt_name}: {_reading(r.probs_after[name])}"),
-                (self.pgd_image, f"PGD ε={self.settings.eps}: {_reading(self.pgd_probs[name])}"),
+                (r.adversarial, f"{self.apt_name}: {name} {_reading(r.probs_after[name])}, judge "
+                                f"{_reading(r.judge_after)}"),
+                (self.pgd_image, f"PGD ε={self.settings.eps}: {name} {_reading(self.pgd_probs[name])}, judge "
+                                 f"{_reading(self.pgd_judge)}"),
                 (_change_map(r.adversarial, r.original), f"|{self.apt_name} − original| × 4"),
                 (_change_map(self.pgd_image, r.original), "|PGD − original| × 4")]
 
@@ -132,10 +137,14 @@ def _change_map(a: np.ndarray, b: np.ndarray, gain: float = 4.0) -> np.ndarray:
 
 
 def _table(cmp: Comparison) -> list:
-    rows, name = [], cmp.apt.classifier
-    for label, m, probs, ok in ((cmp.apt_name, cmp.apt.metrics, cmp.apt.probs_after, cmp.apt.success),
-                                (f"PGD ε={cmp.settings.eps}", cmp.pgd_metrics, cmp.pgd_probs, cmp.pgd_success)):
-        rows.append({"attack": label, f"fools {name}": bool(ok), "SSIM": m["ssim"], "L2": m["l2"], "L∞": m["linf"],
+    rows, name, y = [], cmp.apt.classifier, cmp.apt.label
+    for label, m, probs, ok, judge in (
+            (cmp.apt_name, cmp.apt.metrics, cmp.apt.probs_after, cmp.apt.success, cmp.apt.judge_after),
+            (f"PGD ε={cmp.settings.eps}", cmp.pgd_metrics, cmp.pgd_probs, cmp.pgd_success, cmp.pgd_judge)):
+        kept = int(np.argmax(judge)) == y
+        rows.append({"attack": label, f"fools {name}": bool(ok), "judge reads": int(np.argmax(judge)),
+                     "judge p(true class)": float(judge[y]), "fooled & kept": bool(ok and kept),
+                     "SSIM": m["ssim"], "L2": m["l2"], "L∞": m["linf"],
                      "high-freq share": m["high_freq_share"], "feature dist. (P)": m["perceptual"],
                      **{f"pred {c}": int(np.argmax(p)) for c, p in probs.items()}})
     return rows
@@ -147,11 +156,11 @@ def compare_attacks(image, label: int, settings: AttackSettings | None = None, p
     s = settings or AttackSettings()
     res = attack(image, label, classifier=s.classifier, target=s.target, mode=s.mode, steps=s.steps, seed=s.seed,
                  eps=s.eps, progress=progress, on_image=on_image, adv_weight=s.adv_weight, lr=s.lr,
-                 reg_weight=s.reg_weight)
+                 reg_weight=s.reg_weight, realism_weight=s.realism_weight)
     adv = pgd(res.original, res.label, classifier=s.classifier, eps=s.eps, steps=40, target=s.target)
     probs = classify_all(adv)
     cmp = Comparison(res, adv, probs, describe_change(res.original, adv),
-                     fools(probs[s.classifier], res.label, s.target), s,
+                     fools(probs[s.classifier], res.label, s.target), judge_probs(adv[None])[0], s,
                      "APT + PGD" if res.mode == "apt+pgd" else "APT")
     cmp.table = _table(cmp)
     return cmp
@@ -159,26 +168,36 @@ def compare_attacks(image, label: int, settings: AttackSettings | None = None, p
 
 @dataclass
 class AttackReport:
-    rows: list                      # one dict per (mode, classifier): fooling rate, SSIM, L2, L∞, transfer, ...
+    rows: list                      # one dict per (mode, eps, classifier): fooled, fooled-and-kept, SSIM, L2, L∞, ...
     n_images: int
     eps: float
     counting: str = ""
-    sweep: list = field(default_factory=list)  # APT rows over adversarial weights (the card's evaluation only)
+    sweep: list = field(default_factory=list)  # the validation grid that chose the settings (card only)
     sweep_n_images: int = 0
+    selection: str = ""             # which split chose what (card only)
+    judge: str = ""                 # the judge and its clean test accuracy (card only)
 
 
 def attack_report() -> AttackReport | None:
     """The generator card's attack evaluation (None when its checkpoint holds none)."""
-    ev = load_evaluation("apt-generator")
+    ev = load_evaluation(ATTACK_CARD)
     if not ev.get("attacks"):
         return None
-    a, sw = ev["attacks"], ev.get("sweep") or {}
-    return AttackReport(a["rows"], a["n_images"], a["eps"], a["counting"], sw.get("rows", []), sw.get("n_images", 0))
+    a, sel = ev["attacks"], ev.get("selection") or {}
+    chosen = ", ".join(f"{k} {v}" for k, v in (sel.get("chosen") or {}).items())
+    selection = (f"Settings ({chosen}) chosen on {sel.get('split')}, test-split digits outside the headline ones, "
+                 f"against the {sel.get('classifier')} classifier: most fooled-and-kept at mean SSIM ≥ "
+                 f"{sel.get('min_ssim')}.") if sel else ""
+    judge = f"Judge: {a.get('judge', '')}; clean test accuracy {a.get('judge_clean_test_acc', float('nan')):.3f}."
+    return AttackReport(a["rows"], a["n_images"], a["eps"], a["counting"], sel.get("rows", []),
+                        int(sel.get("n_images", 0)), selection, judge)
 
 
 def run_fooling_rates(n: int, settings: AttackSettings | None = None, progress=None) -> AttackReport:
-    """APT and PGD against every classifier on the first `n` of the card's test digits, with these settings."""
+    """APT, APT+PGD and PGD at several eps against every classifier on the first `n` of the card's test
+    digits, with these settings."""
     s = settings or AttackSettings()
-    rows = batch_evaluate(int(n), seed=EVAL_SEED, modes=("apt", "pgd"), eps=s.eps, steps=s.steps, progress=progress,
-                          adv_weight=s.adv_weight, lr=s.lr, reg_weight=s.reg_weight)
+    rows = batch_evaluate(int(n), seed=EVAL_SEED, modes=("apt", "apt+pgd", "pgd"), eps=s.eps, pgd_eps=PGD_EPS,
+                          steps=s.steps, progress=progress, adv_weight=s.adv_weight, lr=s.lr,
+                          reg_weight=s.reg_weight, realism_weight=s.realism_weight)
     return AttackReport(rows, int(n), s.eps)

@@ -89,6 +89,18 @@ def test_set(n: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return to_uint8(x[idx]), y[idx].astype(np.int64)
 
 
+def validation_set(n: int = 30, seed: int = 2, held_out: tuple[int, int] = (100, 1)) -> tuple[np.ndarray, np.ndarray]:
+    """`n` test-split digits outside the headline digits `test_set(*held_out)` (a seeded random subset):
+    the validation digits on which every attack setting is chosen. uint8 (n, 32, 32, 3), int (n,)."""
+    x, y = split_arrays("test")
+    headline = set(np.random.default_rng(held_out[1]).permutation(len(x))[: held_out[0]].tolist())
+    rest = np.array([i for i in range(len(x)) if i not in headline])
+    if not 1 <= int(n) <= len(rest):
+        raise ValueError(f"Ask for between 1 and {len(rest)} validation images (got {n}).")
+    idx = rest[np.random.default_rng(seed).permutation(len(rest))[: int(n)]]
+    return to_uint8(x[idx]), y[idx].astype(np.int64)
+
+
 def prepare_image(img: np.ndarray, invert: bool | None = None) -> np.ndarray:
     """Turn any RGB/grey image (a drawing, an upload) into a digit like the training data.
 

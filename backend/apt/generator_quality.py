@@ -75,3 +75,17 @@ def generator_quality(G, cnn, mlp, stats, x_train, x_test, y_test, seed: int, n:
         "fd_cnn_features_train_real": frechet(cnn_features(cnn, x_train[: len(x_test)]), f_test),
         "fd_cnn_features_blurred_test": frechet(cnn_features(cnn, blur(x_test)), f_test),
     }
+
+
+def disc_scores(D, G, stats, x_test, y_test, seed: int, noise: float = 0.1) -> dict:
+    """Mean discriminator score D(x, y) on real test digits, on the generator's samples, and on test digits
+    with uniform pixel noise of ±`noise` ([0, 1] units): the realism term's view of each."""
+    mean, cov, _, _ = stats
+    chol = torch.linalg.cholesky(cov.double() + 1e-4 * torch.eye(cov.shape[-1], dtype=torch.float64)).float()
+    gen = torch.Generator().manual_seed(seed + 54321)
+    x, y = torch.as_tensor(x_test)[:, None], torch.as_tensor(y_test)
+    with torch.no_grad():
+        w = mean[y] + torch.einsum("nij,nj->ni", chol[y], torch.randn(len(y), mean.shape[1], generator=gen))
+        noisy = (x + (torch.rand(x.shape, generator=gen) * 2 - 1) * 2 * noise).clamp(-1, 1)
+        return {"disc_score_real_test": float(D(x, y).mean()), "disc_score_generated": float(D(G.decode(w, y), y).mean()),
+                f"disc_score_test_noise{noise}": float(D(noisy, y).mean())}

@@ -7,7 +7,7 @@ import numpy as np
 from backend.apt import metrics as M
 from backend.apt.data import SIZE, from_uint8, to_uint8
 from backend.apt.inputs import check_classifier, check_image, check_label
-from backend.apt.loading import CLASSIFIERS, load_models
+from backend.apt.loading import load_models
 
 
 def to_tensor(images: np.ndarray, dev):
@@ -40,7 +40,7 @@ def classify(images, classifier: str = "cnn") -> np.ndarray:
 
 def classify_all(image) -> dict:
     """classifier name -> (10,) probabilities for one image."""
-    return {name: classify(image, name)[0] for name in CLASSIFIERS}
+    return {name: classify(image, name)[0] for name in load_models().classifiers}
 
 
 def perceptual(original, changed) -> float:

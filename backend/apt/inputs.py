@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from backend.apt.data import SIZE
-from backend.apt.loading import CLASSIFIERS
+from backend.apt.loading import load_models
 
 MODES = ("apt", "apt+pgd", "pgd")
 
@@ -24,8 +24,9 @@ def check_image(img) -> np.ndarray:
 
 
 def check_classifier(name: str) -> str:
-    if name not in CLASSIFIERS:
-        raise ValueError(f"Unknown classifier {name!r}; choose one of {', '.join(CLASSIFIERS)}.")
+    names = load_models().classifiers
+    if name not in names:
+        raise ValueError(f"Unknown classifier {name!r}; choose one of {', '.join(names)}.")
     return name
 
 

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from backend.core.cache import cached
 
 CLASSIFIERS = ["cnn", "mlp", "robust"]
-CHECKPOINTS = {"generator": "apt-generator", "cnn": "apt-cnn", "mlp": "apt-mlp", "robust": "apt-robust"}
+CHECKPOINTS = {"generator": "apt-generator", "cnn": "apt-cnn", "mlp": "apt-mlp", "robust": "apt-robust",
+               "discriminator": "apt-discriminator", "cnn-apt": "apt-cnn-apt"}
+ATTACK_CARD = "apt-discriminator"  # the checkpoint whose card holds the attack evaluation
 _IN_USE: contextvars.ContextVar = contextvars.ContextVar("apt_models_in_use", default=None)
 
 
@@ -26,6 +28,7 @@ class Models:
     class_dir_std: object                  # (10, 3) spread along them
     class_chol: object                     # (10, latent, latent) Cholesky of the per-class covariance
     cards: dict = field(default_factory=dict)
+    discriminator: object = None           # D of the cVAE-GAN (APT's realism term); None: no realism term
     lock: object = field(default_factory=threading.Lock)
 
 
@@ -54,18 +57,18 @@ def load_classifier(name: str, device="cpu"):
     return frozen_network(payload["config"], payload["state"], device), card
 
 
-def make_models(G, P, nets: dict, stats, device, cards: dict | None = None) -> Models:
+def make_models(G, P, nets: dict, stats, device, cards: dict | None = None, D=None) -> Models:
     """Models from networks and the generator's per-class latent statistics (mean, cov, dirs, dir std)."""
     mean, cov, dirs, stds = stats
     return Models(G, P, nets, list(nets), device, mean.to(device), dirs.to(device), stds.to(device),
-                  class_cholesky(cov).to(device), cards or {})
+                  class_cholesky(cov).to(device), cards or {}, D)
 
 
 @cached
 def _load(device_str: str) -> Models:
     import torch
 
-    from backend.core.registry import load_checkpoint
+    from backend.core.registry import CheckpointError, load_checkpoint
 
     dev = torch.device(device_str)
     gp, gcard = load_checkpoint(CHECKPOINTS["generator"])
@@ -74,8 +77,13 @@ def _load(device_str: str) -> Models:
     nets, cards = {}, {"generator": gcard}
     for name in CLASSIFIERS:
         nets[name], cards[name] = load_classifier(name, dev)
+    try:
+        dp, cards["discriminator"] = load_checkpoint(CHECKPOINTS["discriminator"])
+        D = frozen_network(dp["config"], dp["state"], dev)
+    except CheckpointError:  # not trained yet: APT runs without its realism term
+        D = None
     stats = (gp["class_mean"], gp["class_cov"], gp["class_dirs"], gp["class_dir_std"])
-    return make_models(G, P, nets, stats, dev, cards)
+    return make_models(G, P, nets, stats, dev, cards, D)
 
 
 def load_models(device: str | None = None) -> Models:
@@ -98,9 +106,10 @@ def models_in_use(models: Models):
 
 
 @cached
-def load_evaluation(name: str = "apt-generator") -> dict:
+def load_evaluation(name: str = ATTACK_CARD) -> dict:
     """The detail of a checkpoint's held-out evaluation (its payload's "evaluation" entry; {} when absent).
-    For apt-generator: the attack table ("attacks") and the adversarial-weight sweep ("sweep")."""
+    For apt-discriminator: the test table ("attacks") and the validation grid that chose the settings
+    ("selection")."""
     from backend.core.registry import load_checkpoint
 
     if name not in CHECKPOINTS.values():

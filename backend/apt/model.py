@@ -5,6 +5,8 @@
 - `MLP`: 1024 -> 512 -> 256 -> 10, a second architecture for transfer.
 - `CVAE`: class-conditional VAE; its decoder is the "pretrained generator" G(w, y) that APT tunes,
   its encoder gives the amortised pivot initialisation (as e4e does for PTI).
+- `Discriminator`: class-conditional projection discriminator (Miyato & Koyama 2018) trained with the
+  cVAE as a cVAE-GAN; its generator loss −D(x, y) is APT's realism term (the paper's L_PG).
 - `perceptual_distance`: LPIPS-style distance in P's features (LPIPS' ImageNet weights cannot be
   downloaded here, so P is a project-trained digit CNN, never the attacked classifier).
 """
@@ -104,6 +106,26 @@ class CVAE(nn.Module):
         return self.decode(w, y), mu, logvar
 
 
+class Discriminator(nn.Module):
+    """D(x, y) = ψ(h(x)) + embed(y)·h(x): a real/fake score per image, conditioned on the class."""
+
+    def __init__(self, width: int = 32, n_classes: int = 10):
+        super().__init__()
+        w = width
+        self.body = nn.Sequential(
+            nn.Conv2d(1, w, 4, 2, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(w, 2 * w, 4, 2, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(2 * w, 2 * w, 4, 2, 1), nn.LeakyReLU(0.2),
+        )
+        self.out = nn.Linear(2 * w * 4 * 4, 1)
+        self.embed = nn.Embedding(n_classes, 2 * w * 4 * 4)
+        self.config = {"arch": "disc", "width": width, "n_classes": n_classes}
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = self.body(x).flatten(1)
+        return self.out(h)[:, 0] + (self.embed(y.long()) * h).sum(1) / h.shape[1] ** 0.5
+
+
 def build(config: dict) -> nn.Module:
     arch = config["arch"]
     if arch == "cnn":
@@ -112,6 +134,8 @@ def build(config: dict) -> nn.Module:
         return MLP(tuple(config.get("hidden", (512, 256))), config.get("n_classes", 10), config.get("dropout", 0.2))
     if arch == "cvae":
         return CVAE(config.get("latent", 16), config.get("n_classes", 10), config.get("width", 32))
+    if arch == "disc":
+        return Discriminator(config.get("width", 32), config.get("n_classes", 10))
     raise ValueError(f"unknown architecture {arch!r}")
 
 

@@ -3,7 +3,13 @@
 APT: (1) invert the image into a pivot latent w_p of the frozen generator (encoder init + Adam on
 MSE + perceptual distance); (2) copy the generator and tune its *weights* with w_p fixed so that
 G'(w_p, y) fools the classifier, while staying close to the image (MSE + perceptual distance) and
-keeping G' ≈ G at other latents (PTI's locality regulariser at w_r = w_p + α·(z − w_p)/‖z − w_p‖).
+keeping G' ≈ G at other latents (PTI's locality regulariser at w_r = w_p + α·(z − w_p)/‖z − w_p‖) and
+realistic under the discriminator D trained with G (the paper's L_PG; here the generator hinge term
+−D(G'(w_p), y) conditioned on the digit's own class). The full loss per step:
+
+    L = rec·MSE(x', x) + perc·d_P(x', x) + reg·MSE(G'(w_r, y_r), G(w_r, y_r))
+        + adv·max(margin(C(x'), y), −κ) + realism·(−D(x', y)),        x' = G'(w_p, y)
+
 Unlike the reference code the fooling term uses a fixed goal (untargeted CW margin on the true class,
 or a fixed target class), and tuning stops at the first step whose image fools the classifier
 (checked before the optimiser step). Tensors are (N, 1, 32, 32) in [-1, 1].
@@ -29,6 +35,7 @@ class APTSettings:
     rec_weight: float = 1.0     # MSE(G'(w_p), x), [-1, 1] units
     perc_weight: float = 1.0    # perceptual distance in P's features
     reg_weight: float = 1.0     # locality: MSE(G'(w_r), G(w_r))
+    realism_weight: float = 0.0  # realism −D(G'(w_p), y); 0 was chosen on validation digits (apt-discriminator card)
     alpha: float = 3.0          # distance of the locality latents from the pivot (latent units)
     kappa: float = 0.5          # margin: stop pushing once the goal logit leads by kappa
     inv_steps: int = 60         # pivot inversion steps
@@ -44,6 +51,11 @@ def margin_loss(logits: torch.Tensor, label: int, target: int | None, kappa: flo
     z_other = other.max(1).values
     m = (z_goal - z_other) if target is None else (z_other - z_goal)
     return torch.clamp(m, min=-kappa)
+
+
+def realism_loss(D, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The generator's hinge term −D(x, y), averaged (low when D finds the images real)."""
+    return -D(x, y).mean()
 
 
 def fooled(logits: torch.Tensor, label: int, target: int | None) -> torch.Tensor:
@@ -79,8 +91,9 @@ def invert(G, P, x: torch.Tensor, y, steps: int = 60, lr: float = 0.05, progress
 
 def apt_tune(G, C, P, x: torch.Tensor, y: int, w_p: torch.Tensor, target: int | None = None,
              settings: APTSettings | None = None, seed: int = 0, progress=None, on_image=None,
-             offset: int = 0, total: int | None = None):
-    """Tune a copy of G so that G'(w_p, y) fools C. Returns (G', x_adv, steps_used, success)."""
+             offset: int = 0, total: int | None = None, D=None):
+    """Tune a copy of G so that G'(w_p, y) fools C (D: the realism term's discriminator; None or a zero
+    `realism_weight` drops the term). Returns (G', x_adv, steps_used, success)."""
     s = settings or APTSettings()
     p = as_progress(progress)
     total = total or s.steps
@@ -110,6 +123,8 @@ def apt_tune(G, C, P, x: torch.Tensor, y: int, w_p: torch.Tensor, target: int | 
         loss = (s.rec_weight * F.mse_loss(out, x) + s.perc_weight * perceptual_distance(P, out, x).mean()
                 + s.reg_weight * F.mse_loss(Gt.decode(w_r, yr), ref)
                 + s.adv_weight * margin_loss(logits, y, target, s.kappa).mean())
+        if D is not None and s.realism_weight > 0:
+            loss = loss + s.realism_weight * realism_loss(D, out, yt)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -22,6 +22,10 @@ def test_apt_page_default_view_and_run():
     assert "APT" in at.title[0].value
     assert len(at.get("imgs")) >= 6 or len(at.image) >= 6  # original, pivot, APT, PGD, 2 difference maps
     assert len(at.dataframe) >= 1 and any("attack" in df.value.columns for df in at.dataframe)
+    # the independent judge's reading of every attacked image
+    table = next(df.value for df in at.dataframe if "judge reads" in df.value.columns)
+    assert {"judge p(true class)", "fooled & kept"} <= set(table.columns) and len(table) == 2
+    assert any("the judge reads" in h.value for h in at.subheader)
     assert any(b.label == "Run attack" for b in at.button)
     # change the digit and the classifier, then run
     at.number_input(key="apt.index").set_value(4).run()
@@ -55,8 +59,14 @@ def test_apt_page_upload_good_and_bad():
     assert any("could not be read as an image" in e.value for e in at.error)
 
 
-def test_apt_batch_tab_shows_card_results():
-    at = run_page("pages/apt.py", query={"steps": "20"})
+def test_apt_batch_tab_shows_card_results_and_runs_a_batch():
+    at = run_page("pages/apt.py", query={"steps": "20", "batch_n": "1"})
     assert not at.exception
-    assert any("Fooling rates on" in m.value for m in at.markdown)
-    assert any("Trade-off" in m.value for m in at.markdown)
+    assert any("Fooled and kept on" in m.value and "validation_set(30, seed=2)" in m.value for m in at.markdown)
+    assert any("How the settings were chosen" in m.value for m in at.markdown)
+    card = next(df.value for df in at.dataframe if "fooled_and_kept" in df.value.columns)
+    assert {"apt", "pgd ε=0.1", "apt+pgd ε=0.1"} <= set(card["attack"]) and {"ssim", "l2", "linf"} <= set(card.columns)
+    at.button(key="apt_batch_run").click().run(timeout=300)
+    assert not at.exception, [e.value for e in at.exception]
+    batch = at.dataframe[-1].value
+    assert "fooled_and_kept" in batch.columns and batch["n"].max() == 1 and "pgd ε=0.3" in set(batch["attack"])

@@ -18,6 +18,7 @@ def test_apt_page_default_and_upload(server, page):
     expect(page.get_by_text("APT: adversarial pivotal tuning")).to_be_visible()
     expect(page.get_by_text("fooled", exact=False).first).to_be_visible(timeout=120_000)
     assert page.get_by_test_id("stImage").count() >= 6
+    expect(page.get_by_text("the judge reads", exact=False).first).to_be_visible()
     screenshot(page, "apt")
     # upload a dark "7" on white through the file chooser
     page.get_by_text("Upload", exact=True).click()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -83,16 +84,17 @@ def test_classifiers_accuracy_on_test_split(apt):
     assert p.shape == (3, 10) and np.allclose(p.sum(1), 1, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["apt-cnn", "apt-mlp", "apt-robust", "apt-generator"])
+@pytest.mark.parametrize("name", ["apt-cnn", "apt-mlp", "apt-robust", "apt-generator", "apt-discriminator",
+                                  "apt-cnn-apt"])
 def test_cards_are_slim_and_the_generator_keeps_its_tables_in_the_payload(name):
     from backend.core.cards import validate_card_file
 
     card = validate_card_file(ROOT / "assets" / "checkpoints" / f"{name}.json")
     assert card.readout and card.limitations and card.targets and card.headline["value"] is not None
     assert (ROOT / "assets" / "checkpoints" / f"{name}.pt").stat().st_size < 20 * 2**20
-    if name == "apt-generator":
-        assert {"attacks", "sweep"} <= set(load_evaluation(name))
-        assert any("discriminator" in t or "realism" in t for t in card.limitations)
+    if name == "apt-discriminator":
+        assert {"attacks", "selection"} <= set(load_evaluation(name))
+        assert "validation_set(30, seed=2)" in card.readout and "judge_clean_test_acc" in card.metrics
 
 
 def test_generated_digits_are_recognised(apt):
@@ -173,11 +175,12 @@ def test_user_mistakes_raise_value_errors(apt):
 
 
 def test_batch_evaluate_rows(apt):
-    rows = apt.batch_evaluate(n=2, seed=1, classifiers=["mlp"], modes=("apt", "pgd", "apt+pgd"), steps=5)
-    assert [r["mode"] for r in rows] == ["apt", "pgd", "apt+pgd"]
+    rows = apt.batch_evaluate(n=2, seed=1, classifiers=["mlp"], modes=("apt", "pgd", "apt+pgd"), steps=5,
+                              pgd_eps=(0.05, 0.2))
+    assert [r["attack"] for r in rows] == ["apt", "pgd ε=0.05", "pgd ε=0.2", "apt+pgd ε=0.1"]
     for r in rows:
         assert r["n"] == 2 and 0 <= r["n_eligible"] <= 2 and "transfer_cnn" in r
-        assert np.isnan(r["fooling_rate"]) or 0 <= r["fooling_rate"] <= 1
+        assert np.isnan(r["fooling_rate"]) or 0 <= r["fooled_and_kept"] <= r["fooling_rate"] <= 1
 
 
 # ---------------------------------------------------------------- metrics
@@ -230,17 +233,118 @@ def test_digits_and_settings_from_page_values():
 
 def test_attack_report_reads_the_generator_payload():
     rep = attack_report()
-    assert rep is not None and rep.n_images == 100 and rep.eps == 0.1
-    modes = {(r["mode"], r["classifier"]) for r in rep.rows}
-    assert modes == {(m, c) for m in ("apt", "pgd", "apt+pgd") for c in ("cnn", "mlp", "robust")}
-    assert {r["adv_weight"] for r in rep.sweep} == {0.01, 0.03, 0.1, 0.3, 1.0, 3.0}
+    assert rep is not None and rep.n_images == 100 and rep.eps == 0.1 and rep.sweep_n_images == 30
+    attacks = {(r["attack"], r["classifier"]) for r in rep.rows}
+    names = ["apt", "apt+pgd ε=0.1", *(f"pgd ε={e:g}" for e in (0.05, 0.1, 0.2, 0.3))]
+    assert attacks == {(a, c) for a in names for c in ("cnn", "mlp", "robust")}
+    assert all(0 <= r["fooled_and_kept"] <= r["fooling_rate"] for r in rep.rows)
+    assert {r["realism_weight"] for r in rep.sweep} >= {0.0, 0.3} and "validation_set(30, seed=2)" in rep.selection
+
+
+def test_the_defaults_are_the_settings_chosen_on_validation_digits():
+    from backend.apt.attack_evaluation import card_settings
+    from backend.apt.tuning import APTSettings
+
+    steps, chosen = card_settings()
+    page = AttackSettings()
+    assert steps == APTSettings().steps == page.steps
+    for k, v in chosen.items():
+        assert getattr(APTSettings(), k) == v == getattr(page, k), k
+
+
+# ---------------------------------------------------------------- judge, fooled-and-kept, realism
+def test_validation_digits_are_disjoint_from_the_headline_test_digits(apt):
+    from backend.apt.data import validation_set
+
+    val, _ = validation_set(30, seed=2)
+    test, _ = apt.test_set(100, seed=1)
+    assert val.shape == (30, 32, 32, 3)
+    assert not {v.tobytes() for v in val} & {t.tobytes() for t in test}
+
+
+def test_judge_reads_clean_digits_and_only_uint8_arrays():
+    import torch
+
+    from backend.apt.data import split_arrays, to_uint8
+    from backend.apt.judge import judge_accuracy, judge_probs, judge_reads
+
+    assert judge_accuracy("test") >= 0.98
+    x, y = split_arrays("test")
+    p = judge_probs(to_uint8(x[:5]))
+    assert p.shape == (5, 10) and np.allclose(p.sum(1), 1) and (judge_reads(to_uint8(x[:5])) == p.argmax(1)).all()
+    with pytest.raises(ValueError, match="uint8"):
+        judge_probs(torch.as_tensor(x[:1]).requires_grad_(True))
+
+
+def test_the_judge_never_receives_gradients_from_the_attack(apt, monkeypatch):
+    """The judge only ever sees the final uint8 numpy images, and the attack's image does not depend on it."""
+    import backend.apt.attacks as A
+
+    imgs, labels = apt.test_set(2, seed=4)
+    first = apt.attack(imgs[0], int(labels[0]), classifier="robust", steps=20, edits=False)
+    seen = []
+
+    def constant_judge(images):
+        seen.append(images)
+        return np.full((len(images), 10), 0.1)
+
+    monkeypatch.setattr(A, "judge_probs", constant_judge)
+    again = apt.attack(imgs[0], int(labels[0]), classifier="robust", steps=20, edits=False)
+    assert np.array_equal(first.adversarial, again.adversarial) and first.steps_used == again.steps_used
+    assert seen and all(isinstance(a, np.ndarray) and a.dtype == np.uint8 for a in seen)
+
+
+def test_fooled_and_kept_is_computed_from_the_re_classified_images(apt):
+    from backend.apt.fooling_rates import summarise, with_pgd_on_top
+    from backend.apt.judge import judge_probs
+
+    imgs, labels = apt.test_set(3, seed=4)
+    recs = [apt.attack(im, int(y), classifier="cnn", steps=30, edits=False) for im, y in zip(imgs, labels)]
+    for r in recs:
+        assert np.allclose(r.judge_after, judge_probs(r.adversarial[None])[0])
+        assert r.fooled_and_kept == (r.success and int(np.argmax(judge_probs(r.adversarial[None])[0])) == r.label)
+    stacked = with_pgd_on_top(recs[0], eps=0.3, pgd_steps=10, seed=0)
+    assert np.allclose(stacked.judge_after, judge_probs(stacked.adversarial[None])[0])
+    # an "attack" whose image is another class's digit: fooled, but the judge does not keep the class
+    other = next(i for i in range(3) if labels[i] != labels[0])
+    swapped = dataclasses.replace(recs[0], success=True, eligible=True, adversarial=imgs[other],
+                                  judge_after=judge_probs(imgs[other][None])[0])
+    row = summarise([swapped], "apt", "cnn", None, 0.0)
+    assert row["fooling_rate"] == 1.0 and row["fooled_and_kept"] == 0.0
+
+
+def test_the_realism_term_changes_the_tuned_images():
+    """A few tuning steps on tiny random networks: realism weight 0 vs 1 gives different images; D=None
+    equals weight 0."""
+    import torch
+
+    from backend.apt.model import CNN, CVAE, Discriminator
+    from backend.apt.tuning import APTSettings, apt_tune
+
+    torch.manual_seed(0)
+    G, P, D = CVAE(4, width=8), CNN(width=4), Discriminator(width=8)
+    for m in (G, P, D):
+        m.requires_grad_(False)
+
+    class NeverFooled(torch.nn.Module):  # always reads class 3, so tuning never stops early
+        def forward(self, x):
+            return torch.nn.functional.one_hot(torch.full((len(x),), 3), 10).float() * 10 + 0 * x.mean()
+
+    x = torch.rand(1, 1, 32, 32) * 2 - 1
+    w = torch.randn(1, 4)
+    out = {}
+    for name, weight, d in (("off", 0.0, D), ("none", 1.0, None), ("on", 1.0, D)):
+        s = APTSettings(steps=5, lr=1e-2, realism_weight=weight)
+        out[name] = apt_tune(G, NeverFooled(), P, x, 3, w, settings=s, seed=0, D=d)[1]
+    assert torch.equal(out["off"], out["none"])
+    assert (out["on"] - out["off"]).abs().max() > 1e-4
 
 
 # ---------------------------------------------------------------- training recipes
 def test_recipes_and_group_are_registered():
     from backend.domains import groups, recipes
 
-    assert groups()["apt"] == ["apt-cnn", "apt-mlp", "apt-robust", "apt-generator"]
+    assert groups()["apt"] == ["apt-cnn", "apt-mlp", "apt-robust", "apt-generator", "apt-discriminator", "apt-cnn-apt"]
     assert set(groups()["apt"]) <= set(recipes())
 
 
@@ -285,6 +389,20 @@ def test_generator_recipe_phases_train_p_then_the_cvae():
     assert logs["class"] > 0
 
 
+def test_discriminator_recipe_scores_real_digits_above_generated_ones():
+    """The shipped D's hinge loss on a fresh batch is below chance (2), and real test digits score above samples."""
+    from backend.apt.train import RECIPES
+
+    recipe = RECIPES["apt-discriminator"]()
+    D = recipe.load_shipped("cpu")
+    ctx = _context(recipe)
+    recipe.on_phase_start(D, ctx)
+    loss, logs = recipe.loss(D, recipe.batch(ctx), ctx)
+    assert float(loss) < 1.5 and {"real", "fake"} <= set(logs)
+    card = load_evaluation("apt-discriminator")
+    assert card["attacks"]["judge_clean_test_acc"] >= 0.98
+
+
 @pytest.mark.slow
 def test_group_smoke_run_writes_four_checkpoints_the_loader_reads(tmp_path):
     from backend.apt.train import SMOKE
@@ -294,7 +412,8 @@ def test_group_smoke_run_writes_four_checkpoints_the_loader_reads(tmp_path):
     subprocess.run([sys.executable, "-m", "backend.train", "apt", "--steps", "20", "--device", "cpu", *sets],
                    cwd=ROOT, env=env, check=True, timeout=600, capture_output=True)
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == sorted(
-        f"apt-{n}.{e}" for n in ("cnn", "mlp", "robust", "generator") for e in ("json", "pt"))
+        f"apt-{n}.{e}" for n in ("cnn", "mlp", "robust", "generator", "discriminator", "cnn-apt")
+        for e in ("json", "pt"))
     code = ("from backend.apt import load_models, attack_report; m = load_models(); "
             "assert m.classifiers == ['cnn', 'mlp', 'robust']; assert attack_report().n_images == 2")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=120)
