@@ -28,14 +28,11 @@ def busy_server():
 
 
 @pytest.mark.e2e
-def test_four_sessions_at_once_queue_and_stay_isolated(busy_server):
-    from playwright.sync_api import sync_playwright
-
-    from tests.conftest import CHROMIUM, CHROMIUM_ARGS
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        pages = {name: browser.new_context(viewport={"width": 1400, "height": 1000}).new_page() for name in SESSIONS}
+def test_four_sessions_at_once_queue_and_stay_isolated(busy_server, browser):
+    # the session's one Playwright instance (a second sync_playwright in the same process is refused)
+    contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in SESSIONS]
+    pages = {name: ctx.new_page() for name, ctx in zip(SESSIONS, contexts)}
+    try:
         video = pages["video"]
         video.goto(f"{busy_server}/{SESSIONS['video'][0]}", timeout=180_000)
         video.wait_for_selector('[data-testid="stMain"] h1', timeout=180_000)
@@ -62,4 +59,6 @@ def test_four_sessions_at_once_queue_and_stay_isolated(busy_server):
                 if other != name:
                     assert p.get_by_text(marker, exact=False).count() == 0, f"{other}'s result shown on {name}"
         assert "disentangle" in queued, "the job waiting behind the video sampling showed no queue position"
-        browser.close()
+    finally:
+        for ctx in contexts:
+            ctx.close()
