@@ -56,12 +56,3 @@ def test_a_budgeted_job_beside_another_says_load_cut_it_short(gate, monkeypatch)
     notes = [i.value for i in at.info]
     assert any(n.startswith("Trained 650 steps of the ~") and "this 10 s budget gives on an idle machine" in n
                for n in notes), notes
-
-
-def test_load_benchmark_two_sessions_without_exceptions():
-    from ui.loadtest import run
-
-    rows = run([2], actions=1, warm=False)
-    (row,) = rows
-    assert row["sessions"] == 2 and row["runs"] == 4 and row["exceptions"] == 0, row
-    assert 0 < row["p50_s"] <= row["p95_s"] and row["peak_rss_mb"] > 50
