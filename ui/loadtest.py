@@ -36,6 +36,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
     "--disable-dev-shm-usage", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
 ]
+_TITLE = '[data-testid="stMain"] h1, [data-testid="stException"]'  # a page drew its title, or failed before it
 _SEED_BOX = 'input[aria-label*="seed" i][type="number"], input[aria-label*="Seed"]'
 
 
@@ -135,7 +136,7 @@ async def _session(browser, base: str, i: int, actions: int, timeout_s: float, o
         await start.wait()
         t0 = time.perf_counter()
         await page.goto(f"{base}/{name}", timeout=ms)
-        await page.wait_for_selector('[data-testid="stMain"] h1', timeout=ms)
+        await page.wait_for_selector(_TITLE, timeout=ms)
         await _idle(page, ms)
         out.append(("open", label, time.perf_counter() - t0))
         for k in range(actions):
@@ -147,7 +148,7 @@ async def _session(browser, base: str, i: int, actions: int, timeout_s: float, o
                 await box.press("Enter")
             else:
                 await page.reload(timeout=ms)
-                await page.wait_for_selector('[data-testid="stMain"] h1', timeout=ms)
+                await page.wait_for_selector(_TITLE, timeout=ms)
             await _idle(page, ms)
             out.append(("change", label, time.perf_counter() - t0))
         if await _exceptions(page):
@@ -229,7 +230,7 @@ async def _warm(base: str, timeout_s: float, errors: list) -> None:
         for name in PAGES:
             try:
                 await page.goto(f"{base}/{name}", timeout=timeout_s * 1000)
-                await page.wait_for_selector('[data-testid="stMain"] h1', timeout=timeout_s * 1000)
+                await page.wait_for_selector(_TITLE, timeout=timeout_s * 1000)
                 await _idle(page, timeout_s * 1000)
                 if await _exceptions(page):
                     errors.append(f"{name or 'home'}: an exception is shown on the page")
