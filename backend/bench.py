@@ -1,5 +1,5 @@
 """`python -m backend.bench [NAME ...] [--quick] [--json]`: benchmarks as a table (not timed tests).
-`python -m backend.bench serve [--sessions 1,4,8]`: simulated concurrent sessions of the app (see `serve`).
+`python -m backend.bench serve [--sessions 1,4,8]`: N concurrent browser sessions against a real server (see `serve`).
 
 Each domain's `bench.run(quick)` returns rows {"bench", "value", "unit", ...}; ratios are against a
 baseline measured in the same run.
@@ -15,14 +15,15 @@ from backend.domains import benches
 
 
 def serve(argv) -> int:
-    """`serve`: simulated sessions against the app (ui/loadtest.py, run in a fresh process so that its peak RSS
-    is the app's alone; the backend itself never imports streamlit)."""
+    """`serve`: browser sessions against a real `streamlit run` server (ui/loadtest.py, in a fresh process;
+    the backend itself never imports streamlit)."""
     import subprocess
     from pathlib import Path
 
     p = argparse.ArgumentParser(prog="python -m backend.bench serve",
-                                description="N simulated sessions at once (Streamlit AppTest, one thread each): "
-                                            "p50/p95 latency of their script runs, peak RSS, exceptions.")
+                                description="N browser sessions at once against one real server (Playwright + "
+                                            "Chromium, from requirements-dev.txt): p50/p95 latency of their "
+                                            "script runs, the server's peak RSS, exceptions.")
     p.add_argument("--sessions", default="1,4,8", help="comma-separated session counts (default: 1,4,8)")
     p.add_argument("--actions", type=int, default=2, help="widget changes per session after opening its page")
     p.add_argument("--cold", action="store_true", help="do not open every page once before timing")

@@ -27,7 +27,7 @@ from backend.cells import (
     rare_type_augmentation,
     read_h5ad_counts,
 )
-from ui.common import header, running, show_error
+from ui.common import busy, header, running, show_error
 from ui.state import url_state
 from ui.warmup import umap_note
 
@@ -230,7 +230,7 @@ if model is None:
     st.stop()
 request = request_section(model, real)
 try:
-    with st.spinner("Generating cells and placing them on the map…" + umap_note(request.placement)):
+    with busy("Generating cells and placing them on the map…" + umap_note(request.placement)):
         view = explore(model, real, request)  # the backend keeps the last few results per model
 except ValueError as e:
     show_error(e)

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-    "--disable-dev-shm-usage", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("LATENTLAB_THREADS", "2")
@@ -45,12 +35,6 @@ def app_page():
     return run_page
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _skip_or_fail(reason: str):
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(reason)
@@ -61,37 +45,9 @@ def _skip_or_fail(reason: str):
 def start_server(log_name: str = "streamlit-server", env: dict | None = None):
     """Start `streamlit run app.py` on a free port and wait for /_stcore/health; return (proc, url).
     `env`: extra environment variables for the server (e.g. {"LATENTLAB_MAX_JOBS": "1"})."""
-    port = _free_port()
-    ARTIFACTS.mkdir(exist_ok=True)
-    log_path = ARTIFACTS / f"{log_name}.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
-         "--browser.gatherUsageStats", "false", "--global.developmentMode", "false"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-    )
-    log.close()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                return proc, url
-        except OSError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            raise RuntimeError("streamlit did not become healthy:\n" + log_path.read_text())
-        time.sleep(0.3)
+    from ui.loadtest import start_server as start
 
-
-def stop_server(proc) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    return start(ARTIFACTS / f"{log_name}.log", env)
 
 
 def require_browser() -> None:
@@ -101,6 +57,9 @@ def require_browser() -> None:
         import playwright  # noqa: F401
     except ImportError:
         _skip_or_fail("playwright is not installed")
+
+
+from ui.loadtest import CHROMIUM, CHROMIUM_ARGS, stop_server  # noqa: E402 - after the sys.path set-up above
 
 
 @pytest.fixture(scope="session")

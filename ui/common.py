@@ -95,6 +95,23 @@ def running(label: str, cancel_key: str, budget_s: float | None = None):
         st.info(note)
 
 
+@contextlib.contextmanager
+def busy(label: str):
+    """A spinner for short heavy work that runs without a click (sampling for a page's default view): it takes
+    a job-gate slot like `running`, and while it waits a note shows its queue position."""
+    from backend.core.jobs import job_gate
+
+    note, gate = st.empty(), job_gate()
+
+    def queued(position: int, waiting: int) -> None:
+        note.info(f"Queued: position {position} of {waiting} (at most {gate.limit} heavy jobs run at once on "
+                  "this server).", icon=":material/hourglass_top:")
+
+    with st.spinner(label), gate.slot(label, on_wait=queued):
+        note.empty()
+        yield
+
+
 def show_error(e: Exception | str, file: str | None = None) -> None:
     """An `st.error` (call it outside any expander or status box) naming the file, if any, and the problem in
     words: object reprs (`<_io.BytesIO object at 0x...>`) and exception class names are removed."""

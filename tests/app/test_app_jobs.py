@@ -1,4 +1,4 @@
-"""The shared `running()` helper under the job gate (AppTest), and a smoke run of the load benchmark."""
+"""The shared `running()` and `busy()` helpers under the job gate (AppTest)."""
 
 from __future__ import annotations
 
@@ -58,10 +58,37 @@ def test_a_budgeted_job_beside_another_says_load_cut_it_short(gate, monkeypatch)
                for n in notes), notes
 
 
-def test_load_benchmark_two_sessions_without_exceptions():
-    from ui.loadtest import run
+def _busy_script():
+    import time
 
-    rows = run([2], actions=1, warm=False)
-    (row,) = rows
-    assert row["sessions"] == 2 and row["runs"] == 4 and row["exceptions"] == 0, row
-    assert 0 < row["p50_s"] <= row["p95_s"] and row["peak_rss_mb"] > 50
+    import streamlit as st
+
+    from backend.core.jobs import job_gate
+    from ui.common import busy
+
+    with busy("Generating cells"):
+        st.session_state["seen_running"] = job_gate().running
+    st.session_state["finished_at"] = time.time()
+
+
+def test_busy_sampling_waits_in_the_queue_and_holds_a_slot(gate):
+    from streamlit.testing.v1 import AppTest
+
+    seen = []
+    blocker = gate.join("someone else's training")
+
+    def release():  # once the page's sampling has queued behind the blocker (or after 30 s), plus 1 s
+        deadline = time.time() + 30
+        while gate.waiting == 0 and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        seen.append((gate.running, gate.waiting, time.time()))
+        gate.release(blocker)
+
+    threading.Thread(target=release, daemon=True).start()
+    at = AppTest.from_function(_busy_script, default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    (running, waiting, released_at), = seen
+    assert (running, waiting) == (1, 1)  # the blocker ran while the page's sampling waited in the queue
+    assert at.session_state["finished_at"] >= released_at
+    assert at.session_state["seen_running"] == 1 and gate.running == 0 and gate.waiting == 0
