@@ -11,7 +11,8 @@ import numpy as np
 from backend.robustness import data
 from backend.robustness.shifts import KINDS, SEVERITIES, shift
 
-N_SHIFTED = 200  # test images per synthetic domain (the first 200 of the ID test set)
+N_SHIFTED = 200  # test images per synthetic domain: 200 evenly spaced ID test images (the MNIST file is sorted
+# by class, so evenly spaced picks give 20 of each digit)
 N_PGD = 200
 PGD_EPS, PGD_STEPS = 0.1, 5
 ECE_BINS = 15
@@ -48,13 +49,19 @@ def reliability(probs: np.ndarray, y: np.ndarray, bins: int = 10) -> dict:
 @functools.lru_cache(maxsize=3)
 def eval_sets(id_domain: str) -> dict:
     """domain name -> (x, y) for one ID domain: the three natural test sets and the 40 synthetic ones
-    (the first 200 ID test images, shifted with seed 0)."""
+    (200 evenly spaced ID test images, shifted with seed 0)."""
     sets = {d: data.load(d, "test") for d in data.NATURAL}
     x, y = sets[id_domain]
+    idx = spread(len(y), N_SHIFTED)
     for k in KINDS:
         for s in SEVERITIES:
-            sets[f"{k}/{s}"] = (shift(x[:N_SHIFTED], k, s, seed=0), y[:N_SHIFTED])
+            sets[f"{k}/{s}"] = (shift(x[idx], k, s, seed=0), y[idx])
     return sets
+
+
+def spread(n: int, m: int) -> np.ndarray:
+    """`m` evenly spaced indices of range(n)."""
+    return np.linspace(0, n - 1, m).round().astype(int)
 
 
 def predict(model, x: np.ndarray) -> np.ndarray:
@@ -95,7 +102,8 @@ def evaluate_model(model, id_domain: str) -> dict:
         out[f"nll:{name}"] = float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1)).mean())
     out["corruption_acc"] = float(np.mean([out[f"acc:{k}/{s}"] for k in KINDS for s in SEVERITIES]))
     x, y = data.load(id_domain, "test")
-    out["pgd_acc"] = pgd_accuracy(model, x[:N_PGD], y[:N_PGD])
+    idx = spread(len(y), N_PGD)
+    out["pgd_acc"] = pgd_accuracy(model, x[idx], y[idx])
     return out
 
 

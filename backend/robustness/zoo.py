@@ -139,6 +139,25 @@ def _claim(path) -> bool:
     return False
 
 
+def reevaluate_rows(configs: list[dict], seed: int = SEED, shard: int = 0, shards: int = 1, log=print) -> int:
+    """Re-score finished members from their saved weights (after a change of the evaluation, not of training)."""
+    from backend.robustness.model import build
+
+    d, n = _dir(), 0
+    for i, c in enumerate(configs):
+        mid = member_id(c, seed)
+        if i % shards != shard or not (d / f"{mid}.json").exists():
+            continue
+        old = json.loads((d / f"{mid}.json").read_text())
+        net = build(c["arch"])
+        net.load_state_dict(weights_of(mid))
+        row = row_of(net.eval(), c, seed, old["train_s"], old["steps"], old["params"])
+        (d / f"{mid}.json").write_text(json.dumps(row))
+        n += 1
+        log(f"re-scored {mid}: ID {row['id_acc']:.3f}")
+    return n
+
+
 def finished_rows(seed: int = SEED) -> list[dict]:
     """Rows already finished in runs/ (for a progress look while the zoo trains)."""
     return [json.loads(p.read_text()) for p in sorted(_dir().glob("*.json"))]
