@@ -56,6 +56,10 @@ METHOD_PAGES = [
              "Score any representation with DCI-ES: disentanglement, completeness, informativeness, explicitness, size.",
              "Eastwood et al., DCI-ES: An Extended Disentanglement Framework (ICLR 2023)",
              "https://arxiv.org/abs/2210.00364", None),
+    PageSpec("pages/robustness.py", "Robustness", ":material/swap_calls:", "robustness",
+             "Does better in-distribution accuracy carry over to shifted digits? A zoo of 238 small classifiers.",
+             "Wenzel et al., Assaying Out-Of-Distribution Generalization in Transfer Learning (NeurIPS 2022)",
+             "https://arxiv.org/abs/2207.09239", "robustness-zoo"),
 ]
 
 
