@@ -1,0 +1,94 @@
+"""Learners on several graphs, for the card: `python -m backend.causal.sweep run LEARNER GRAPH_SEED STEPS` trains
+the recipe (no checkpoint) on the random 5-node graph `GRAPH_SEED` (3 is the default graph) and writes its scores
+on validation pairs (seed VAL_SEED) and held-out pairs (seed EVAL_SEED) to runs/causal-sweep/; `merge` picks the
+PC alpha on the validation pairs only and writes the held-out summary (mean and worst over graphs) into the cards.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from backend.causal import data as D
+from backend.causal.analysis import discover_graph, graph_scores, learned_codes, match
+
+VAL_SEED = 555           # validation pairs: every choice (PC alpha, steps) is made on these
+ALPHAS = (0.01, 0.001, 0.0001)
+GRAPH_SEEDS = (3, 1, 2, 4)  # 3: the default graph; 1, 2, 4: three other random 5-node graphs
+OUT = Path("runs/causal-sweep")
+
+
+def scores(model, scm: D.SCM, observation: str, seed: int, n: int = 2000) -> dict:
+    """MCC, target accuracy and SHD (learned and oracle) at every alpha on n pairs of `seed`."""
+    pairs = scm.pairs(n, seed=seed)
+    m = match(learned_codes(model, scm, pairs, observation), pairs["z"])
+    out = {"mcc": m.mcc, "target_accuracy": float(np.mean(m.targets == pairs["target"]))}
+    for alpha in ALPHAS:
+        est = discover_graph(m.c1, m.c2, m.targets, "pc", alpha, True)
+        ora = discover_graph(pairs["z"], pairs["z_tilde"], pairs["target"], "pc", alpha, True)
+        out[f"shd@{alpha}"] = graph_scores(scm.adjacency, est)["shd"]
+        out[f"oracle_shd@{alpha}"] = graph_scores(scm.adjacency, ora)["shd"]
+    return out
+
+
+def run(learner: str, graph_seed: int, steps: int, observation: str = "vector") -> dict:
+    from backend.causal.learner import EVAL_SEED
+    from backend.causal.train import RECIPES
+    from backend.core.training import train
+
+    adj = D.template("random", 5, seed=int(graph_seed))
+    recipe = RECIPES[f"causal-{learner}"](adjacency=adj.tolist(), observation=observation)
+    recipe.held_out = False
+    t = time.time()
+    train(recipe, steps=int(steps), device="cpu", seed=0, save=False)
+    model, scm = recipe.model.cpu().eval(), recipe.scm()
+    row = {"learner": learner, "graph_seed": int(graph_seed), "observation": observation, "steps": int(steps),
+           "train_s": round(time.time() - t, 1), "val": scores(model, scm, observation, VAL_SEED),
+           "test": scores(model, scm, observation, EVAL_SEED)}
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{learner}-{observation}-{graph_seed}.json").write_text(json.dumps(row, indent=1))
+    return row
+
+
+def summary(rows: list[dict]) -> dict:
+    """The alpha with the lowest mean validation SHD excess over the oracle; held-out figures at that alpha."""
+    alpha = min(ALPHAS, key=lambda a: np.mean([r["val"][f"shd@{a}"] - r["val"][f"oracle_shd@{a}"] for r in rows]))
+    mcc = [r["test"]["mcc"] for r in rows]
+    excess = [r["test"][f"shd@{alpha}"] - r["test"][f"oracle_shd@{alpha}"] for r in rows]
+    return {"graph_seeds": [r["graph_seed"] for r in rows], "steps": rows[0]["steps"], "alpha_on_validation": alpha,
+            "mcc_mean": float(np.mean(mcc)), "mcc_worst": float(np.min(mcc)),
+            "shd_excess_mean": float(np.mean(excess)), "shd_excess_worst": float(np.max(excess)),
+            "per_graph": [{"graph_seed": r["graph_seed"], "mcc": round(r["test"]["mcc"], 3),
+                           "shd": r["test"][f"shd@{alpha}"], "oracle_shd": r["test"][f"oracle_shd@{alpha}"]}
+                          for r in rows]}
+
+
+def merge(observation: str = "vector") -> dict:
+    """Write each learner's multi-graph summary into its card (metrics `graphs_*`, evaluation `graphs`)."""
+    from backend.core.registry import CHECKPOINT_DIR
+
+    out = {}
+    for learner in ("dcrl", "vae"):
+        rows = [json.loads(p.read_text()) for p in sorted(OUT.glob(f"{learner}-{observation}-*.json"))]
+        if not rows:
+            continue
+        out[learner] = s = summary(rows)
+        path = CHECKPOINT_DIR / f"causal-{learner}{'-image' if observation == 'image' else ''}.json"
+        if path.exists():
+            card = json.loads(path.read_text())
+            card["metrics"].update({f"graphs_{k}": s[k] for k in ("mcc_mean", "mcc_worst", "shd_excess_mean",
+                                                                   "shd_excess_worst", "alpha_on_validation")})
+            card["graphs"] = {k: s[k] for k in ("graph_seeds", "steps", "per_graph")}
+            path.write_text(json.dumps(card, indent=1))
+    return out
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "run":
+        print(json.dumps(run(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), *sys.argv[5:6])), flush=True)
+    else:
+        print(json.dumps(merge(*sys.argv[2:3]), indent=1))
