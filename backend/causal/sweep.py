@@ -35,22 +35,25 @@ def scores(model, scm: D.SCM, observation: str, seed: int, n: int = 2000) -> dic
     return out
 
 
-def run(learner: str, graph_seed: int, steps: int, observation: str = "vector") -> dict:
+def run(learner: str, graph_seed: int, steps: int, observation: str = "vector", sparsity: float = 0.0) -> dict:
+    """Train and score one learner on one graph; `sparsity` > 0: the ablation (file prefixed `ablation-`)."""
     from backend.causal.learner import EVAL_SEED
     from backend.causal.train import RECIPES
     from backend.core.training import train
 
     adj = D.template("random", 5, seed=int(graph_seed))
-    recipe = RECIPES[f"causal-{learner}"](adjacency=adj.tolist(), observation=observation)
+    recipe = RECIPES[f"causal-{learner}"](adjacency=adj.tolist(), observation=observation, sparsity=float(sparsity))
     recipe.held_out = False
     t = time.time()
     train(recipe, steps=int(steps), device="cpu", seed=0, save=False)
     model, scm = recipe.model.cpu().eval(), recipe.scm()
     row = {"learner": learner, "graph_seed": int(graph_seed), "observation": observation, "steps": int(steps),
+           "sparsity": float(sparsity),
            "train_s": round(time.time() - t, 1), "val": scores(model, scm, observation, VAL_SEED),
            "test": scores(model, scm, observation, EVAL_SEED)}
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{learner}-{observation}-{graph_seed}.json").write_text(json.dumps(row, indent=1))
+    prefix = f"ablation-sparsity{sparsity:g}-" if sparsity else ""
+    (OUT / f"{prefix}{learner}-{observation}-{graph_seed}.json").write_text(json.dumps(row, indent=1))
     return row
 
 
@@ -76,6 +79,7 @@ def merge(observation: str = "vector") -> dict:
     out = {}
     for learner in ("dcrl", "vae"):
         runs = [json.loads(p.read_text()) for p in sorted(OUT.glob(f"{learner}-{observation}-*.json"))]
+        ablations = [json.loads(p.read_text()) for p in sorted(OUT.glob(f"ablation-*-{learner}-{observation}-*.json"))]
         path = CHECKPOINT_DIR / f"causal-{learner}{'-image' if observation == 'image' else ''}.json"
         if not runs or not path.exists():
             continue
@@ -88,6 +92,9 @@ def merge(observation: str = "vector") -> dict:
         m["graphs_steps"] = runs[0]["steps"]
         for g in s["per_graph"]:
             m.update({f"graphs_g{g['graph_seed']}_{k}": g[k] for k in ("mcc", "shd", "oracle_shd", "alpha")})
+        for r in ablations:  # the same recipe with the sparsity penalty on (default graph)
+            g = graph_row(r)
+            m.update({f"ablation_sparsity{r['sparsity']:g}_{k}": g[k] for k in ("mcc", "shd", "oracle_shd", "alpha")})
         card["targets"] = [t for t in card["targets"] if not t["metric"].startswith("graphs_")] + [
             {"metric": "graphs_mcc_worst", "threshold": 0.9, "value": s["mcc_worst"], "direction": ">="},
             {"metric": "graphs_shd_excess_worst", "threshold": 2, "value": s["shd_excess_worst"], "direction": "<="}]
@@ -113,6 +120,8 @@ def _cross_baselines(folder: Path) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1] == "run":
-        print(json.dumps(run(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), *sys.argv[5:6])), flush=True)
+        extra = sys.argv[5:7]
+        print(json.dumps(run(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), *extra[:1],
+                             *[float(v) for v in extra[1:]])), flush=True)
     else:
         print(json.dumps(merge(*sys.argv[2:3]), indent=1))

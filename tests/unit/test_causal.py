@@ -358,3 +358,18 @@ def test_shipped_cards_name_the_additions_beyond_the_paper():
 def test_importing_causal_does_not_load_torch():
     code = "import sys; import backend.causal; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_sweep_picks_alpha_on_validation_and_summarises_held_out():
+    """Each graph's alpha comes from its validation SHD only; the summary is over the held-out figures."""
+    from backend.causal.sweep import ALPHAS, graph_row, summary
+
+    def scores(shd, oracle, mcc):
+        return {"mcc": mcc, **{f"shd@{a}": s for a, s in zip(ALPHAS, shd)},
+                **{f"oracle_shd@{a}": o for a, o in zip(ALPHAS, oracle)}}
+
+    run = {"graph_seed": 1, "val": scores([3, 1, 2], [0, 0, 0], 0.9), "test": scores([0, 4, 5], [0, 1, 1], 0.8)}
+    row = graph_row(run)
+    assert row == {"graph_seed": 1, "alpha": ALPHAS[1], "mcc": 0.8, "shd": 4, "oracle_shd": 1}
+    s = summary([row, {"graph_seed": 3, "alpha": 0.01, "mcc": 1.0, "shd": 1, "oracle_shd": 1}])
+    assert s["mcc_mean"] == pytest.approx(0.9) and s["mcc_worst"] == 0.8 and s["shd_excess_worst"] == 3
