@@ -60,7 +60,7 @@ header(
 
 
 DEFAULTS = {"template": "random", "nodes": 5, "graph_seed": 3, "edges": edge_list(default_adjacency()),
-            "kind": "linear", "observation": "vector", "learner": "dcrl", "method": "pc", "alpha": 0.001,
+            "kind": "linear", "observation": "vector", "learner": "dcrl", "method": "pc", "alpha": 0.01,
             "interventions": True, "n_pairs": 5000, "seed": 0, "budget": 60, "iv_var": "Z1", "iv_value": 1.5}
 s = url_state("causal", DEFAULTS, {"template": TEMPLATES, "nodes": (2, MAX_NODES), "graph_seed": (0, 9999), "kind": KINDS,
                                    "observation": OBSERVATIONS, "learner": LEARNERS, "method": METHODS, "alpha": (0.0, 1.0),

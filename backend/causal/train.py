@@ -50,7 +50,7 @@ class CausalLearner(Recipe):
               "grad_clip": 10.0, "n_pairs": N_TRAIN, "data_seed": TRAIN_SEED,
               "adjacency": D.default_adjacency().tolist(), "kind": "linear", "scm_seed": 0,
               "n_eval": 5000, "n_dci": 2000, "graph_sweep": True}
-    default_steps = 4000
+    default_steps = 1500
     save_every = 1000
     log_every = 200
     smoke = {"n_pairs": 256, "batch": 64, "n_eval": 400, "n_dci": 200, "graph_sweep": False}
@@ -116,7 +116,7 @@ class CausalLearner(Recipe):
 
     # -- a live run sized to a time budget --------------------------------------------------------------
     def steps_within(self, seconds: float, device=None) -> int:
-        """Steps that fit `seconds`, from the time of three training steps (at least 40, at most the default)."""
+        """Steps that fit `seconds`, from the time of three training steps (at least 40, at most 4000)."""
         from backend.core.device import get_device
 
         dev = get_device(device)
@@ -128,7 +128,7 @@ class CausalLearner(Recipe):
             idx = rng.integers(0, len(x1), int(self.config["batch"]))
             model.loss(x1[idx].to(dev), x2[idx].to(dev), n_t=int(self.config["n_t"]))[0].backward()
         per_step = (time.time() - t) / 3 * 1.15  # the optimiser step and bookkeeping
-        return int(max(40, min(self.default_steps, 0.9 * seconds / max(per_step, 1e-4))))
+        return int(max(40, min(4000, 0.9 * seconds / max(per_step, 1e-4))))
 
 
 class VAELearner(CausalLearner):
