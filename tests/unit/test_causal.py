@@ -324,7 +324,7 @@ def test_sparsity_flag_off_changes_nothing():
         model.zero_grad()
         total, info = model.loss(x1, x2, **kw)
         total.backward()
-        out[key] = (float(total), model.encoder[0].weight.grad.clone(), info["off_target"])
+        out[key] = (total.item(), model.encoder[0].weight.grad.clone(), info["off_target"])
     assert out["default"][0] == out["off"][0] and torch.equal(out["default"][1], out["off"][1])
     assert out["on"][0] == pytest.approx(out["off"][0] + 3.0 * out["off"][2], rel=1e-5)
     assert not torch.equal(out["on"][1], out["off"][1])
