@@ -117,7 +117,8 @@ class Learner(nn.Module):
         self.iv = nn.Parameter(torch.tensor([-3.0, 15.0, 15.0]))
         # solution functions: (eps_rest masked, one-hot i) -> (location, log-scale) of z_i = loc + exp(ls) eps_i
         self.solution = mlp(2 * d, 2, 64)
-        self.log_var = nn.Parameter(torch.tensor(0.0))  # Gaussian decoder's log-variance (VAE only)
+        if decoder != "diffusion":  # the Gaussian decoder's log-variance (only where it is used: DDP needs that)
+            self.log_var = nn.Parameter(torch.tensor(0.0))
 
     # -- encoder
     def encode(self, x):
