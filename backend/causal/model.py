@@ -49,9 +49,12 @@ def time_embedding(t: torch.Tensor, dim: int = 16) -> torch.Tensor:
     return torch.cat([a.sin(), a.cos()], 1)
 
 
-def alpha_bar(t: torch.Tensor) -> torch.Tensor:
-    """Cosine schedule on continuous t in (0,1): fully noisy at t=1."""
-    return torch.cos(0.5 * math.pi * t).pow(2).clamp(1e-4, 1.0)
+LAMBDA_MIN, LAMBDA_MAX = -10.0, 10.0  # log-SNR range of the diffusion decoder (alpha_bar = sigmoid(lambda))
+
+
+def lam_to_t(lam: torch.Tensor) -> torch.Tensor:
+    """The denoiser's time input: t in (0,1), 1 = noisiest, linear in the log-SNR."""
+    return (LAMBDA_MAX - lam) / (LAMBDA_MAX - LAMBDA_MIN)
 
 
 class Denoiser(nn.Module):
@@ -114,6 +117,8 @@ class Learner(nn.Module):
         self.iv = nn.Parameter(torch.tensor([-3.0, 15.0, 15.0]))
         # solution functions: (eps_rest masked, one-hot i) -> (location, log-scale) of z_i = loc + exp(ls) eps_i
         self.solution = mlp(2 * d, 2, 64)
+        if decoder != "diffusion":  # the Gaussian decoder's log-variance (only where it is used: DDP needs that)
+            self.log_var = nn.Parameter(torch.tensor(0.0))
 
     # -- encoder
     def encode(self, x):
@@ -149,47 +154,64 @@ class Learner(nn.Module):
         loc, ls = self._stacked(eps)
         return loc + ls.exp() * eps
 
-    def solution_nll(self, eps_shared, eps2, w):
-        """-log p of the intervened value under z_i = s_i(eps2_i; eps_rest) ~ N(0,1), weighted by w (B, d)."""
-        loc, ls = self._stacked(eps_shared)
+    def intervened_log_prior(self, context, eps2):
+        """log p(e~_i | e_rest, I={i}) for every i (B, d): the intervened causal value z~_i = s_i(e~_i; e_rest)
+        is N(0,1) (ILCM's intervention distribution), so the density is N(s_i; 0, 1) |ds_i/de~_i| with the
+        affine s_i = loc_i(e_rest) + exp(ls_i(e_rest)) e~_i."""
+        loc, ls = self._stacked(context)
         zi = loc + ls.exp() * eps2
-        nll = 0.5 * zi.pow(2) - ls
-        return ((w * nll).sum(0) / w.sum(0).clamp_min(1.0)).sum()
+        return -0.5 * zi.pow(2) - 0.5 * math.log(2 * math.pi) + ls
+
+    def log_prior(self, e1, e2, target: int):
+        """log p(e, e~ | I) of ILCM's noise prior for one hypothesis (target -1: no intervention, e~ = e):
+        every e_j ~ N(0,1); the intervened e~_i has the solution-function density; the others equal e."""
+        out = (-0.5 * e1.pow(2) - 0.5 * math.log(2 * math.pi)).sum(1)
+        if target >= 0:
+            out = out + self.intervened_log_prior(e1, e2)[:, target]
+        return out
 
     # -- decoder
     def recon_error(self, x, code, n_t: int = 2):
-        """Sum-of-squares reconstruction error per example: the diffusion loss (x0 prediction averaged over
-        random noise levels) for DCRL, or the Gaussian decoder's error for the VAE."""
+        """Per-example -log p(x | code) up to a parameter-free constant. VAE: Gaussian decoder with a learned
+        scalar variance. DCRL: the continuous-time diffusion ELBO (Kingma et al. 2021) with the log-SNR
+        lambda importance-sampled uniformly on [LAMBDA_MIN, LAMBDA_MAX]:
+        0.5 (LAMBDA_MAX - LAMBDA_MIN) E_lambda ||n - n_hat(x_lambda, lambda, code)||^2 (n_t samples of lambda)."""
         if self.decoder_kind != "diffusion":
-            return (self.decoder(code) - x).pow(2).flatten(1).sum(1)
+            dim = x[0].numel()
+            return 0.5 * (self.decoder(code) - x).pow(2).flatten(1).sum(1) / self.log_var.clamp(-9, 5).exp() + 0.5 * dim * (
+                self.log_var.clamp(-9, 5) + math.log(2 * math.pi))
         reps = (n_t,) + (1,) * (x.dim() - 1)
         xr, cr = x.repeat(reps), code.repeat(n_t, 1)
-        t = torch.rand(len(xr), device=x.device)
-        ab = alpha_bar(t).view(-1, *([1] * (x.dim() - 1)))
-        x_t = ab.sqrt() * xr + (1 - ab).sqrt() * torch.randn_like(xr)
-        err = (self.decoder(x_t, t, cr) - xr).pow(2).flatten(1).sum(1)
-        return err.view(n_t, len(x)).mean(0)
+        lam = LAMBDA_MIN + (LAMBDA_MAX - LAMBDA_MIN) * torch.rand(len(xr), device=x.device)
+        ab = torch.sigmoid(lam).view(-1, *([1] * (x.dim() - 1)))
+        n = torch.randn_like(xr)
+        x_t = ab.sqrt() * xr + (1 - ab).sqrt() * n
+        err = (self.decoder(x_t, lam_to_t(lam), cr) - n).pow(2).flatten(1).sum(1)
+        return 0.5 * (LAMBDA_MAX - LAMBDA_MIN) * err.view(n_t, len(x)).mean(0)
 
     @torch.no_grad()
     def reconstruct(self, code, steps: int = 20, seed: int = 0):
-        """Decode codes: DDIM sampling with the denoiser (DCRL) or the decoder mean (VAE)."""
+        """Decode codes: DDIM sampling with the noise predictor (DCRL) or the decoder mean (VAE)."""
         if self.decoder_kind != "diffusion":
             return self.decoder(code)
         g = torch.Generator(device=code.device).manual_seed(int(seed))
         shape = (len(code), 3, 32, 32) if self.observation == "image" else (len(code), self.x_dim)
         x = torch.randn(shape, generator=g, device=code.device)
-        ts = torch.linspace(1.0, 0.0, steps + 1, device=code.device)
+        lams = torch.linspace(LAMBDA_MIN, LAMBDA_MAX, steps + 1, device=code.device)
         for k in range(steps):
-            t, tn = ts[k].expand(len(code)), ts[k + 1]
-            ab, abn = alpha_bar(ts[k]), alpha_bar(tn) if k < steps - 1 else torch.tensor(1.0)
-            x0 = self.decoder(x, t, code)
-            n = (x - ab.sqrt() * x0) / (1 - ab).sqrt().clamp_min(1e-4)
+            lam = lams[k].expand(len(code))
+            ab, abn = torch.sigmoid(lams[k]), torch.sigmoid(lams[k + 1]) if k < steps - 1 else torch.tensor(1.0)
+            n = self.decoder(x, lam_to_t(lam), code)
+            x0 = (x - (1 - ab).sqrt() * n) / ab.sqrt()
             x = abn.sqrt() * x0 + (1 - abn).sqrt() * n
         return x
 
     # -- the training objective
-    def loss(self, x1, x2, beta: float = 1.0, recon_weight: float = 50.0, n_t: int = 2, sparsity: float = 0.0):
-        """ILCM-style ELBO with projection onto each intervention hypothesis, averaged over q(I | x, x~)."""
+    def loss(self, x1, x2, beta: float = 1.0, n_t: int = 2, sparsity: float = 0.0):
+        """ILCM's negative ELBO with the solution functions inside the prior, averaged over q(I | x, x~):
+        sum_I q(I) [-log p(x|e) - log p(x~|e~) - beta (log p(e, e~|I) + H(q(e, e~|I)))] + KL(q(I) || p(I)),
+        where q(e, e~|I) ties the non-intervened dimensions of the pair (ILCM's projection). `sparsity` > 0
+        adds an ablation penalty (not in ILCM) on the code change outside each pair's largest dimension."""
         d = self.d
         mu1, lv1 = self.encode(x1)
         mu2, lv2 = self.encode(x2)
@@ -198,28 +220,29 @@ class Learner(nn.Module):
         n_shared, n1, n2 = torch.randn_like(mu1), torch.randn_like(mu1), torch.randn_like(mu1)
         shared = mu_s + var_s.sqrt() * n_shared
         own1, own2 = mu1 + (0.5 * lv1).exp() * n1, mu2 + (0.5 * lv2).exp() * n2
-        kl_shared = _kl(mu_s, var_s.log())          # (B, d)
-        kl_own = _kl(mu1, lv1) + _kl(mu2, lv2)       # (B, d)
         masks = torch.cat([torch.zeros(1, d, device=x1.device), torch.eye(d, device=x1.device)], 0)[:, None, :]
         e1 = (masks * own1[None] + (1 - masks) * shared[None]).reshape(-1, d)   # ((d+1)*B, d)
         e2 = (masks * own2[None] + (1 - masks) * shared[None]).reshape(-1, d)
         reps = (d + 1,) + (1,) * (x1.dim() - 1)
         rec = self.recon_error(torch.cat([x1.repeat(reps), x2.repeat(reps)]), torch.cat([e1, e2]), n_t)
         rec = rec.view(2, d + 1, -1).sum(0).T                                   # (B, d+1)
-        kl = ((1 - masks) * kl_shared[None] + masks * kl_own[None]).sum(2).T     # (B, d+1)
-        terms = recon_weight * rec + beta * kl
+        half_log2pie = 0.5 * (1 + math.log(2 * math.pi))
+        ent_shared, ent1, ent2 = 0.5 * var_s.log() + half_log2pie, 0.5 * lv1 + half_log2pie, 0.5 * lv2 + half_log2pie
+        ent = ((1 - masks) * ent_shared[None] + masks * (ent1 + ent2)[None]).sum(2).T   # (B, d+1)
+        # log p(e, e~ | I): N(0,1) on every e_j (e = shared off-target, own1 on target), plus the intervened e~_i
+        # under the solution functions (context: the shared codes, dimension i masked)
+        base = (masks * own1[None] + (1 - masks) * shared[None]).pow(2).mul(-0.5).sum(2).T - 0.5 * d * math.log(
+            2 * math.pi)
+        intervened = self.intervened_log_prior(shared, own2)                     # (B, d)
+        logp = base + torch.cat([torch.zeros_like(intervened[:, :1]), intervened], 1)
+        terms = rec - beta * (logp + ent)
         elbo_part = (q * terms).sum(1).mean()
         q_kl = (q * (q.log() + math.log(d + 1))).sum(1).mean()  # KL(q(I) || uniform prior)
-        # solution functions learn from the (detached) codes of pairs with an inferred intervention
-        sol = self.solution_nll(mu_s.detach(), mu2.detach(), q[:, 1:].detach())
-        # atomic-intervention prior as a direct penalty (not in ILCM): the code change outside its largest
-        # dimension, which is zero only when a pair's codes differ in one dimension
+        total = elbo_part + q_kl
         da = (mu2 - mu1).abs()
         off = (da.sum(1) - da.max(1).values).mean()
-        return elbo_part + q_kl + sol + sparsity * off, {"loss": float(elbo_part.detach()), "solution_nll": float(sol.detach()),
-                                        "recon": float((q * rec).sum(1).mean().detach()),
-                                        "q_none": float(q[:, 0].mean().detach()), "off_target": float(off.detach())}
-
-
-def _kl(mu, logvar):
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)
+        if sparsity:
+            total = total + sparsity * off
+        return total, {"loss": float(elbo_part.detach()), "prior_intervened": float(-(q[:, 1:] * intervened).sum(1).mean().detach()),
+                       "recon": float((q * rec).sum(1).mean().detach()),
+                       "q_none": float(q[:, 0].mean().detach()), "off_target": float(off.detach())}
