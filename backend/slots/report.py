@@ -95,6 +95,8 @@ class SlotsReport:
     test_seed: int | None = None  # seed of the test scenes the card reports on
     # rows: readout, then FG-ARI and mIoU with 95 % intervals on the test and the shifted test scenes
     comparison: list = field(default_factory=list)
+    data: str = ""  # the card's description of the training, validation and test data
+    base_steps: int = 0  # a fine-tuned checkpoint: the steps of the weights it started from (else 0)
 
 
 def _comparison(intervals: dict, iters: int, merge, train_iters: int) -> list[dict]:
@@ -148,15 +150,19 @@ def model_report(variant: str = "sprites") -> SlotsReport:
     readout = ev.get("readout", {})
     passes = int(ev.get("passes", 8))
     targets = card.get("targets") or []
+    base = payload.get("base_training") or {}
+    offset = int(base.get("steps", 0))  # a fine-tune's snapshots continue the base run's step count
+    snapshots = list(base.get("snapshots", [])) + [{**s, "step": s["step"] + offset}
+                                                   for s in training.get("snapshots", [])]
     return SlotsReport(
-        name=name, variant=variant, steps=int(card["steps"]), selected_step=int(training.get("selected_step",
-                                                                                            card["steps"])),
+        name=name, variant=variant, steps=int(card["steps"]), selected_step=offset + int(training.get(
+            "selected_step", card["steps"])), data=str(card.get("data", "")), base_steps=offset,
         device=str(card.get("device", "")), wall_time_s=float(card.get("wall_time_s", 0.0)),
         n_test=int(ev.get("n_test", 0)), iters=int(readout.get("iters") or payload["config"]["iters"]),
         merge=readout.get("merge"), passes=passes, metrics=m, baselines=b, targets=targets,
         missed=[t for t in targets if not t["met"]], table=_table(m, b, readout.get("merge"), passes),
         probe=ev.get("probe", {}), lead={k: m[k] - b["kmeans"][k] for k in ("fg_ari", "miou")},
-        snapshots=list(training.get("snapshots", [])), readout=card.get("readout", ""),
+        snapshots=snapshots, readout=card.get("readout", ""),
         test_seed=ev.get("test_seed"),
         comparison=_comparison(ev.get("intervals") or {}, int(readout.get("iters") or payload["config"]["iters"]),
                                readout.get("merge"), int(payload["config"]["iters"])))

@@ -92,6 +92,7 @@ class SlotsRecipe(Recipe):
         self._device_pools: dict = {}  # pool size -> uint8 tensor (N, 3, R, R) on the training device
         self._teacher = None  # float16 masks of the distillation pool
         self._validation = None
+        self.base_training = None  # a fine-tune's starting weights' training record (`_init_from`)
 
     @property
     def data(self) -> str:
@@ -137,6 +138,8 @@ class SlotsRecipe(Recipe):
         new = grow_model(model, want) if model.config != want else None
         if ctx.step == 0 and self.config.get("init_from"):
             self._init_from(new or model)
+        if self.config.get("finetune") and self.base_training is None:  # also on resume
+            self.base_training = self._base_record()
         teacher = ctx.phase.options.get("teacher")
         self._teacher = self._teacher_masks(new or model, ctx, teacher) if teacher else None
         return new
@@ -149,6 +152,15 @@ class SlotsRecipe(Recipe):
             raise ValueError(f"{self.config['init_from']} was trained with another model config; cannot start "
                              f"{self.name} from it.")
         net.load_state_dict(payload["state_dict"])
+
+    def _base_record(self) -> dict:
+        """The training record of the weights a fine-tune starts from, kept beside the fine-tune's."""
+        from backend.core import load_checkpoint
+
+        payload, card = load_checkpoint(self.config["init_from"], map_location="cpu")
+        training = payload.get("training") or {}
+        return {"steps": int(card.get("steps", 0)), "snapshots": training.get("snapshots", []),
+                "selected_step": training.get("selected_step")}
 
     def _teacher_masks(self, net, ctx, teacher: dict):
         from backend.slots.model import SlotAttentionAE
@@ -166,7 +178,10 @@ class SlotsRecipe(Recipe):
                              teacher.get("merge"))
 
     def payload(self, model) -> dict:
-        return {"state_dict": model.state_dict(), "config": dict(model.config)}
+        out = {"state_dict": model.state_dict(), "config": dict(model.config)}
+        if self.base_training is not None:
+            out["base_training"] = self.base_training
+        return out
 
     def load_shipped(self, device):
         from backend.core import load_checkpoint
@@ -289,6 +304,10 @@ BASE_COMMAND = " && ".join(
        for n in (8000, 11000, 14600, 19000, 31500, 39000, 43000, 46000, 47500, 50500)])
 
 
+# the shipped fine-tune's first launch: (--steps, the step of the saved state it was stopped after) for time
+FINETUNE_FIRST = (260, 100)
+
+
 class SlotsSprites(SlotsRecipe):
     name = "slots-sprites"
     variant = "sprites"
@@ -304,7 +323,12 @@ class SlotsSprites(SlotsRecipe):
         if not self.config.get("finetune"):
             return super().command(steps, seed)
         sets = " ".join(f'--set "{k}={self.config[k]!r}"' for k in FINETUNE_KEYS)
-        return f"{BASE_COMMAND} && python -m backend.train {self.name} --steps {steps} --seed {seed} {sets}"
+        run = f"python -m backend.train {self.name} --steps {{}} --seed {seed} {sets}"
+        first = FINETUNE_FIRST if FINETUNE_FIRST and FINETUNE_FIRST[1] < steps < FINETUNE_FIRST[0] else None
+        if first is None:
+            return f"{BASE_COMMAND} && {run.format(steps)}"
+        # the first launch was stopped after its state at step first[1] was saved, then resumed with fewer steps
+        return f"{BASE_COMMAND} && {run.format(first[0])} && {run.format(steps)} --resume"
 
     def phases(self, steps: int) -> list[Phase]:
         self.total_steps = steps

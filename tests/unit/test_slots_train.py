@@ -150,5 +150,7 @@ def test_finetune_is_one_phase_on_a_half_varied_pool_and_its_command_names_the_f
     assert np.array_equal(pool, np.concatenate([standard, varied]))
     cmd = recipe.command(300, 0)
     assert cmd.startswith(BASE_COMMAND) and "--steps 300" in cmd and "--set \"train_dist='mix'\"" in cmd
+    resumed = recipe.command(110, 0)  # the shipped fine-tune: a 260-step launch stopped after step 100, resumed
+    assert "--steps 260 " in resumed and resumed.endswith("--resume") and "--steps 110 " in resumed
     assert SlotsSprites().command(50_500, 0) == "python -m backend.train slots-sprites --steps 50500 --seed 0"
     assert len(SlotsSprites().phases(50_500)) == 7  # without the flag, the full path
