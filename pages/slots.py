@@ -33,7 +33,7 @@ clipping at 1.0; a **grown decoder**, two full-resolution residual blocks added 
 **mask-entropy** term, 0.005 × each pixel's entropy over slots (none); **self-distillation**, three rounds (textured:
 one) adding 0.02 × the KL to a frozen best snapshot's masks averaged over 8 test-time passes (none); textured starts
 from the sprites weights as they were before sprites' last step, a **fine-tune** (flag `train_dist="mix"`; none)
-of 260 steps (batch 16, lr 2e-4, entropy term kept) on 4,000 standard + 4,000 **varied** scenes (1-4 objects, 15-45 %
+of 110 steps (batch 16, lr 2e-4, entropy term kept) on 4,000 standard + 4,000 **varied** scenes (1-4 objects, 15-45 %
 of the side, wider colours, tinted backgrounds, rotations, 30 % of objects outlined, 30 % of scenes aliased).
 Snapshots and the readout are picked on 256 validation scenes (sprites: + 256 *shifted* ones). Inference runs **more
 attention iterations** and **merges duplicate slots**, both chosen on validation (3, no merging); *Dataset metrics*
