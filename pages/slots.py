@@ -31,13 +31,10 @@ HOW = """
 **Everything the shipped models add** (the paper's version in brackets): random left-right flips and gradient
 clipping at 1.0; a **grown decoder**, two full-resolution residual blocks added after the first phase (none); a
 **mask-entropy** term, 0.005 × each pixel's entropy over slots (none); **self-distillation**, three rounds (textured:
-one) adding 0.02 × the KL to a frozen best snapshot's masks averaged over 8 test-time passes (none); textured starts
-from the sprites weights as they were before sprites' last step, a **fine-tune** (flag `train_dist="mix"`; none)
-of 110 steps (batch 16, lr 2e-4, entropy term kept) on 4,000 standard + 4,000 **varied** scenes (1-4 objects, 15-45 %
-of the side, wider colours, tinted backgrounds, rotations, 30 % of objects outlined, 30 % of scenes aliased).
-Snapshots and the readout are picked on 256 validation scenes (sprites: + 256 *shifted* ones). Inference runs **more
-attention iterations** and **merges duplicate slots**, both chosen on validation (3, no merging); *Dataset metrics*
-shows both readouts. **FG-ARI**: adjusted Rand index on object pixels; **mIoU**: Hungarian-matched IoU with background.
+one) adding 0.02 × the KL to a frozen best snapshot's masks averaged over 8 test-time passes (none); snapshots
+picked on 256 validation scenes; textured starts from the sprites weights. Inference runs **more attention
+iterations** and **merges duplicate slots**, both chosen on validation (3, no merging); *Dataset metrics* shows
+both readouts. **FG-ARI**: adjusted Rand index on object pixels; **mIoU**: Hungarian-matched IoU with background.
 Baseline: per-image k-means on colour + position. Textured scenes: Papa et al. (2022), procedural textures.
 """
 SORTS = ["scene order", "worst FG-ARI first", "best FG-ARI first"]
@@ -144,7 +141,7 @@ def detail(rep, s) -> None:
 
 def dataset(r, variant: str) -> None:
     st.markdown(f"**Held-out test set** ({r.n_test:,} scenes, seed {r.test_seed}, evaluated once for this checkpoint; "
-                f"model at step {r.selected_step:,} of {r.base_steps + r.steps:,}). Readout: {r.readout} Data: {r.data}.")
+                f"model at step {r.selected_step} of {r.steps}). Readout: {r.readout}")
     if r.comparison:
         st.dataframe(pd.DataFrame(r.comparison), hide_index=True, width="stretch")
         st.caption("Mean [95 % bootstrap interval over scenes]. *Shifted*: scenes from wider ranges than training.")
@@ -246,5 +243,5 @@ with t_probe:
 with t_upload:
     upload(s)
 st.divider()
-st.caption(f"Share these settings: `{s.link()}` · Model card: `{(r := rep.report).name}` ({r.base_steps + r.steps:,} "
-           f"steps; {'the fine-tune took ' if r.base_steps else ''}{r.wall_time_s / 60:.0f} min on {r.device}).")
+st.caption(f"Share these settings: `{s.link()}` · Model card: `{rep.report.name}` ({rep.report.steps} steps, "
+           f"{rep.report.wall_time_s / 60:.0f} min on {rep.report.device}).")
