@@ -99,12 +99,21 @@ def _reference_scores(variant: str, images, labels, n: int, res: int, num_slots:
     return out
 
 
-def held_out(net, device, variant: str, n_val: int, n_test: int, passes: int, test_seed: int = TEST_SEED) -> dict:
-    """The readout chosen on `n_val` validation scenes, then the scores of the module docstring on `n_test` test
-    scenes: {"readout", "grid", "metrics", "baselines", "intervals", "test_seed"}."""
+def validation_grid(net, device, variant: str, n_val: int, dists=("standard",)) -> dict:
+    """`readout_grid` on `n_val` validation scenes of each scene distribution in `dists`, averaged over them."""
+    grids = []
+    for d in dists:
+        imgs, labels, _ = make_scenes(n_val, seed=VAL_SEED, variant=variant, res=net.resolution, dist=d)
+        grids.append(readout_grid(net, device, imgs, labels))
+    return {key: {k: round(float(np.mean([g[key][k] for g in grids])), 4) for k in grids[0][key]} for key in grids[0]}
+
+
+def held_out(net, device, variant: str, n_val: int, n_test: int, passes: int, test_seed: int = TEST_SEED,
+             val_dists=("standard",)) -> dict:
+    """The readout chosen on `n_val` validation scenes of each of `val_dists`, then the scores of the module
+    docstring on `n_test` test scenes: {"readout", "grid", "metrics", "baselines", "intervals", "test_seed"}."""
     res = net.resolution
-    val_imgs, val_labels, _ = make_scenes(n_val, seed=VAL_SEED, variant=variant, res=res)
-    grid = readout_grid(net, device, val_imgs, val_labels)
+    grid = validation_grid(net, device, variant, n_val, val_dists)
     it, tau = best_readout(grid)
     imgs, labels, _ = make_scenes(n_test, seed=test_seed, variant=variant, res=res)
     m = score_scenes(SlotModel(net, device, iters=it, merge=tau), imgs, labels)

@@ -12,25 +12,26 @@ import numpy as np
 from backend.slots.data import make_scenes
 
 
-def training_pool(name: str, n: int, seed: int, variant: str, res: int) -> np.ndarray:
-    """uint8 images (n, res, res, 3) of the training pool, cached in runs/NAME/."""
+def training_pool(name: str, n: int, seed: int, variant: str, res: int, dist: str = "standard") -> np.ndarray:
+    """uint8 images (n, res, res, 3) of the training pool drawn with the ranges of `dist`, cached in runs/NAME/."""
     from backend.core import registry
 
-    path = registry.RUNS_DIR / name / f"pool-{variant}-{n}-{seed}-{res}.npy"
+    tag = "" if dist == "standard" else f"-{dist}"
+    path = registry.RUNS_DIR / name / f"pool-{variant}{tag}-{n}-{seed}-{res}.npy"
     if path.exists():
         return np.load(path)
-    imgs = render_parallel(n, seed, variant, res)
+    imgs = render_parallel(n, seed, variant, res, dist=dist)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, imgs)
     return imgs
 
 
 def _render_images(args) -> np.ndarray:
-    n, seed, variant, res, start = args
-    return make_scenes(n, seed=seed, variant=variant, res=res, start=start)[0]
+    n, seed, variant, res, start, dist = args
+    return make_scenes(n, seed=seed, variant=variant, res=res, start=start, dist=dist)[0]
 
 
-def render_parallel(n: int, seed: int, variant: str, res: int, chunk: int = 2500) -> np.ndarray:
+def render_parallel(n: int, seed: int, variant: str, res: int, chunk: int = 2500, dist: str = "standard") -> np.ndarray:
     """Images of `make_scenes(n, seed, ...)`, rendered in chunks by worker processes for large pools (the same
     result as one call)."""
     import os
@@ -39,8 +40,8 @@ def render_parallel(n: int, seed: int, variant: str, res: int, chunk: int = 2500
 
     workers = min(os.cpu_count() or 1, -(-n // chunk))
     if workers < 2:
-        return make_scenes(n, seed=seed, variant=variant, res=res)[0]
-    jobs = [(min(chunk, n - a), seed, variant, res, a) for a in range(0, n, chunk)]
+        return make_scenes(n, seed=seed, variant=variant, res=res, dist=dist)[0]
+    jobs = [(min(chunk, n - a), seed, variant, res, a, dist) for a in range(0, n, chunk)]
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as ex:
         return np.concatenate(list(ex.map(_render_images, jobs)))
 

@@ -40,9 +40,12 @@ def card_fields(result: dict, variant: str, config: dict, train_iters: int, targ
                            f"but costs {passes}x; the default is one pass.")
     if variant == "textured":
         limitations.append("Procedural textures stand in for the neural-style textures of the paper's benchmarks.")
+    trained = ("the fine-tune saw the narrower 'varied' ranges" if config.get("train_dist") == "mix"
+               else "never trained on")
     limitations.append(
-        f"On shifted scenes (wider sizes, colours, backgrounds, rotations, outlines, aliasing; never trained on) "
+        f"On shifted scenes (wider sizes, colours, backgrounds, rotations, outlines, aliasing; {trained}) "
         f"FG-ARI is {sh['shipped']['fg_ari']:.3f} against k-means {sh['kmeans']['fg_ari']:.3f}.")
+    val = " + ".join(f"{config['n_val']} {d}" for d in config.get("val_dists", ["standard"]))
     ci = {k: v for k, v in iv["test"]["shipped"].items() if k.endswith(("_lo", "_hi"))}
     return {
         "metrics": _r({k: m[k] for k in CARD_METRICS + (f"fg_ari_passes{passes}", f"miou_passes{passes}") if k in m}
@@ -55,7 +58,7 @@ def card_fields(result: dict, variant: str, config: dict, train_iters: int, targ
                      "value": round(m["fg_ari"], 4), "baseline": round(b["kmeans"]["fg_ari"], 4),
                      "baseline_label": "k-means (colour + position)"},
         "readout": (f"Alpha masks' argmax after {it} attention iterations (trained with {train_iters}), {merging}, "
-                    f"one pass; the iterations and the threshold chosen on {config['n_val']} validation scenes. "
+                    f"one pass; the iterations and the threshold chosen on {val} validation scenes (seed 20000). "
                     f"Paper readout ('paper_readout'): {train_iters} iterations, no merging. Test seed "
                     f"{result['test_seed']}; intervals: 95 % bootstrap over scenes."),
         "limitations": limitations,
@@ -92,6 +95,8 @@ class SlotsReport:
     test_seed: int | None = None  # seed of the test scenes the card reports on
     # rows: readout, then FG-ARI and mIoU with 95 % intervals on the test and the shifted test scenes
     comparison: list = field(default_factory=list)
+    data: str = ""  # the card's description of the training, validation and test data
+    base_steps: int = 0  # a fine-tuned checkpoint: the steps of the weights it started from (else 0)
 
 
 def _comparison(intervals: dict, iters: int, merge, train_iters: int) -> list[dict]:
@@ -145,15 +150,19 @@ def model_report(variant: str = "sprites") -> SlotsReport:
     readout = ev.get("readout", {})
     passes = int(ev.get("passes", 8))
     targets = card.get("targets") or []
+    base = payload.get("base_training") or {}
+    offset = int(base.get("steps", 0))  # a fine-tune's snapshots continue the base run's step count
+    snapshots = list(base.get("snapshots", [])) + [{**s, "step": s["step"] + offset}
+                                                   for s in training.get("snapshots", [])]
     return SlotsReport(
-        name=name, variant=variant, steps=int(card["steps"]), selected_step=int(training.get("selected_step",
-                                                                                            card["steps"])),
+        name=name, variant=variant, steps=int(card["steps"]), selected_step=offset + int(training.get(
+            "selected_step", card["steps"])), data=str(card.get("data", "")), base_steps=offset,
         device=str(card.get("device", "")), wall_time_s=float(card.get("wall_time_s", 0.0)),
         n_test=int(ev.get("n_test", 0)), iters=int(readout.get("iters") or payload["config"]["iters"]),
         merge=readout.get("merge"), passes=passes, metrics=m, baselines=b, targets=targets,
         missed=[t for t in targets if not t["met"]], table=_table(m, b, readout.get("merge"), passes),
         probe=ev.get("probe", {}), lead={k: m[k] - b["kmeans"][k] for k in ("fg_ari", "miou")},
-        snapshots=list(training.get("snapshots", [])), readout=card.get("readout", ""),
+        snapshots=snapshots, readout=card.get("readout", ""),
         test_seed=ev.get("test_seed"),
         comparison=_comparison(ev.get("intervals") or {}, int(readout.get("iters") or payload["config"]["iters"]),
                                readout.get("merge"), int(payload["config"]["iters"])))

@@ -24,6 +24,8 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
+
 from backend.core.recipe import Phase, Recipe
 from backend.slots.data import TEST_SEED, TRAIN_SEED_BASE
 from backend.slots.evaluate import VAL_SEED, held_out, validation_scores
@@ -32,6 +34,7 @@ from backend.slots.report import card_fields
 
 PAPER = "Locatello et al., Object-Centric Learning with Slot Attention (NeurIPS 2020)"
 PROBE_SEED = 30_000
+VARIED_SEED = TRAIN_SEED_BASE + 500_000  # training scenes of the "varied" ranges (seed VARIED_SEED + run seed)
 # a model small enough for a 20-step smoke run and its evaluation in seconds
 TINY_MODEL = {"resolution": 16, "enc_ch": 8, "enc_layers": 2, "slot_dim": 16, "mlp_hidden": 16, "dec_ch": 8,
               "dec_init": 8, "num_slots": 3, "dec_refine": 0}
@@ -85,18 +88,25 @@ class SlotsRecipe(Recipe):
         self.teacher_state = None  # the current distillation round's teacher weights
         self.best_state, self.best_score = None, -math.inf  # the best snapshot so far (the next teacher)
         self._pools: dict = {}  # pool size -> uint8 images (N, R, R, 3)
+        self._mixed: dict = {}  # pool size -> a standard + varied pool (`train_dist="mix"`)
         self._device_pools: dict = {}  # pool size -> uint8 tensor (N, 3, R, R) on the training device
         self._teacher = None  # float16 masks of the distillation pool
         self._validation = None
+        self.base_training = None  # a fine-tune's starting weights' training record (`_init_from`)
 
     @property
     def data(self) -> str:
         c = self.config
-        return (f"generated {self.variant} scenes at {self.model_config()['resolution']}x"
-                f"{self.model_config()['resolution']}: 2-4 objects (square, circle, triangle, heart), 20-40 % of the "
-                f"side; training pool up to {c['pool_large']} scenes (seed {TRAIN_SEED_BASE}+), validation "
-                f"{c['n_val']} (seed {VAL_SEED}, every choice), test {c['n_test']} (seed {TEST_SEED}, once) and "
-                f"{c['n_test']} shifted test scenes (seed {TEST_SEED}, wider ranges than training)")
+        res = self.model_config()["resolution"]
+        text = (f"generated {self.variant} scenes at {res}x{res}: 2-4 objects (square, circle, triangle, heart), "
+                f"20-40 % of the side; training pool up to {c['pool_large']} scenes (seed {TRAIN_SEED_BASE}+)")
+        if c.get("train_dist") == "mix":
+            text += (f", then a fine-tune (train_dist='mix') on {c['finetune_pool'] - c['finetune_pool'] // 2} of them "
+                     f"+ {c['finetune_pool'] // 2} 'varied' scenes (1-4 objects, 15-45 %, wider colours and "
+                     f"backgrounds, rotations, outlines, aliasing; seed {VARIED_SEED}+)")
+        val = " + ".join(f"{c['n_val']} {d}" for d in c.get("val_dists", ["standard"]))
+        return (f"{text}; validation {val} (seed {VAL_SEED}, every choice), test {c['n_test']} (seed {TEST_SEED}, "
+                f"once) and {c['n_test']} shifted test scenes (seed {TEST_SEED}, wider ranges than training)")
 
     @property
     def title(self) -> str:
@@ -128,6 +138,8 @@ class SlotsRecipe(Recipe):
         new = grow_model(model, want) if model.config != want else None
         if ctx.step == 0 and self.config.get("init_from"):
             self._init_from(new or model)
+        if self.config.get("finetune") and self.base_training is None:  # also on resume
+            self.base_training = self._base_record()
         teacher = ctx.phase.options.get("teacher")
         self._teacher = self._teacher_masks(new or model, ctx, teacher) if teacher else None
         return new
@@ -140,6 +152,15 @@ class SlotsRecipe(Recipe):
             raise ValueError(f"{self.config['init_from']} was trained with another model config; cannot start "
                              f"{self.name} from it.")
         net.load_state_dict(payload["state_dict"])
+
+    def _base_record(self) -> dict:
+        """The training record of the weights a fine-tune starts from, kept beside the fine-tune's."""
+        from backend.core import load_checkpoint
+
+        payload, card = load_checkpoint(self.config["init_from"], map_location="cpu")
+        training = payload.get("training") or {}
+        return {"steps": int(card.get("steps", 0)), "snapshots": training.get("snapshots", []),
+                "selected_step": training.get("selected_step")}
 
     def _teacher_masks(self, net, ctx, teacher: dict):
         from backend.slots.model import SlotAttentionAE
@@ -157,7 +178,10 @@ class SlotsRecipe(Recipe):
                              teacher.get("merge"))
 
     def payload(self, model) -> dict:
-        return {"state_dict": model.state_dict(), "config": dict(model.config)}
+        out = {"state_dict": model.state_dict(), "config": dict(model.config)}
+        if self.base_training is not None:
+            out["base_training"] = self.base_training
+        return out
 
     def load_shipped(self, device):
         from backend.core import load_checkpoint
@@ -170,9 +194,17 @@ class SlotsRecipe(Recipe):
 
     # -- data and loss --------------------------------------------------------------------------------
     def _images(self, n: int, seed: int):
-        """The first `n` scenes of the training pool (a slice of a larger pool already drawn)."""
+        """The first `n` scenes of the training pool (a slice of a larger pool already drawn); with
+        `train_dist="mix"` half of them standard, half drawn from the "varied" ranges (seed VARIED_SEED + seed)."""
         from backend.slots.pool import training_pool
 
+        if self.config.get("train_dist", "standard") == "mix":
+            if n not in self._mixed:
+                res = self.model_config()["resolution"]
+                varied = training_pool(self.name, n // 2, VARIED_SEED + seed, self.variant, res, dist="varied")
+                standard = training_pool(self.name, n - n // 2, TRAIN_SEED_BASE + seed, self.variant, res)
+                self._mixed[n] = np.concatenate([standard, varied])
+            return self._mixed[n]
         larger = [m for m in self._pools if m >= n]
         if larger:
             return self._pools[min(larger)][:n]
@@ -212,13 +244,19 @@ class SlotsRecipe(Recipe):
         done = ctx.step + 1
         if done % ctx.phase.options.get("validate_every", self.validate_every) and done != self.total_steps:
             return {}
+        dists = self.config.get("val_dists", ["standard"])
         if self._validation is None:
-            self._validation = make_scenes(self.config["n_val"], seed=VAL_SEED, variant=self.variant,
-                                           res=model.resolution)[:2]
-        scores = validation_scores(model, ctx.device, *self._validation)
-        n_fit, n_score = self.config["n_probe"]
-        probe = probe_scores(SlotModel(model, ctx.device), self.variant, n_fit, n_score, seed=PROBE_SEED)
-        scores.update({f"probe_{k}": v for k, v in probe.items()})
+            self._validation = {d: make_scenes(self.config["n_val"], seed=VAL_SEED, variant=self.variant,
+                                               res=model.resolution, dist=d)[:2] for d in dists}
+        scores = validation_scores(model, ctx.device, *self._validation["standard"])
+        for d in dists[1:]:  # other validation distributions add to the snapshot score
+            more = validation_scores(model, ctx.device, *self._validation[d])
+            scores.update({f"{d}_{k}": v for k, v in more.items()})
+            scores["score"] += more["score"]
+        if not self.config.get("finetune"):
+            n_fit, n_score = self.config["n_probe"]
+            probe = probe_scores(SlotModel(model, ctx.device), self.variant, n_fit, n_score, seed=PROBE_SEED)
+            scores.update({f"probe_{k}": v for k, v in probe.items()})
         if scores["score"] > self.best_score:
             self.best_score = scores["score"]
             self.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
@@ -232,7 +270,8 @@ class SlotsRecipe(Recipe):
         from backend.slots.probe import probe_scores
 
         c = self.config
-        result = held_out(model, ctx.device, self.variant, c["n_val"], c["n_test"], c["passes"])
+        result = held_out(model, ctx.device, self.variant, c["n_val"], c["n_test"], c["passes"],
+                          val_dists=tuple(c.get("val_dists", ["standard"])))
         torch.manual_seed(0)
         untrained = SlotAttentionAE(model.config).to(ctx.device)
         n_fit, n_score = c["n_probe"]
@@ -258,17 +297,45 @@ class SlotsRecipe(Recipe):
         self.best_score = state.get("best_score", -math.inf)
 
 
+FINETUNE_KEYS = ("finetune", "init_from", "train_dist", "val_dists")
+BASE_COMMAND = " && ".join(
+    ["python -m backend.train slots-sprites --steps 2400 --seed 0"]
+    + [f"python -m backend.train slots-sprites --steps {n} --seed 0 --resume"
+       for n in (8000, 11000, 14600, 19000, 31500, 39000, 43000, 46000, 47500, 50500)])
+
+
+# the shipped fine-tune's first launch: (--steps, the step of the saved state it was stopped after) for time
+FINETUNE_FIRST = (260, 100)
+
+
 class SlotsSprites(SlotsRecipe):
     name = "slots-sprites"
     variant = "sprites"
     default_steps = 50_500
     config = {"model": {"dec_refine": 0}, "grown": {"dec_refine": 2}, "init_from": None,
               "pool": 5000, "pool_large": 50_000, "distill_pool": 6000, "batch": 32, "batch_large": 128,
-              "n_val": 256, "n_test": 1000, "n_probe": [300, 150], "passes": 1}  # passes > 1: an averaged test row
+              "n_val": 256, "n_test": 1000, "n_probe": [300, 150], "passes": 1,  # passes > 1: an averaged test row
+              "finetune": False, "finetune_pool": 8000, "finetune_batch": 16, "train_dist": "standard",
+              "val_dists": ["standard"]}
+    # the run that made the shipped weights: the 50500-step chain on standard scenes, then the fine-tune
+
+    def command(self, steps: int, seed: int) -> str:
+        if not self.config.get("finetune"):
+            return super().command(steps, seed)
+        sets = " ".join(f'--set "{k}={self.config[k]!r}"' for k in FINETUNE_KEYS)
+        run = f"python -m backend.train {self.name} --steps {{}} --seed {seed} {sets}"
+        first = FINETUNE_FIRST if FINETUNE_FIRST and FINETUNE_FIRST[1] < steps < FINETUNE_FIRST[0] else None
+        if first is None:
+            return f"{BASE_COMMAND} && {run.format(steps)}"
+        # the first launch was stopped after its state at step first[1] was saved, then resumed with fewer steps
+        return f"{BASE_COMMAND} && {run.format(first[0])} && {run.format(steps)} --resume"
 
     def phases(self, steps: int) -> list[Phase]:
         self.total_steps = steps
         c, p = self.config, self.train_phase
+        if c.get("finetune"):  # from init_from's weights: the mixed pool, the entropy term of `sharpen`
+            return [p("vary", steps, 2e-4, 30, c["finetune_batch"], c["finetune_pool"], max(50, 50 * round(steps / 100)),
+                      weights={"entropy": 0.005})]
         n = split_steps(steps, [11_000, 8000, 20_000, 4000, 3000, 1500, 3000])
         sharp, distill = {"entropy": 0.005}, {"distill": 0.02}
         teacher = {"passes": 8, "iters": 4, "merge": None}

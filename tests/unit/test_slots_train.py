@@ -13,8 +13,9 @@ from backend.core import registry
 from backend.core.progress import Cancelled
 from backend.core.training import train
 from backend.slots import build_model
+from backend.slots.data import TRAIN_SEED_BASE, make_scenes
 from backend.slots.losses import distill_loss, mask_entropy
-from backend.slots.train import RECIPES, SMOKE, SlotsSprites, SlotsTextured, split_steps
+from backend.slots.train import BASE_COMMAND, RECIPES, SMOKE, VARIED_SEED, SlotsSprites, SlotsTextured, split_steps
 
 
 @pytest.fixture
@@ -135,3 +136,21 @@ def test_textured_starts_from_the_sprites_checkpoint_or_says_why_not(tmp_dirs):
 
 def test_recipes_are_registered():
     assert set(RECIPES) == {"slots-sprites", "slots-textured"}
+
+
+def test_finetune_is_one_phase_on_a_half_varied_pool_and_its_command_names_the_flags(tmp_dirs):
+    flags = {"finetune": True, "init_from": "slots-sprites", "train_dist": "mix", "val_dists": ["standard", "shifted"]}
+    recipe = SlotsSprites(**{**flags, "finetune_pool": 6})
+    [phase] = recipe.phases(300)
+    assert phase.name == "vary" and phase.steps == 300 and phase.options["pool"] == 6
+    assert phase.options["grown"] and phase.weights == {"entropy": 0.005} and phase.options["validate_every"] == 150
+    pool = recipe._images(6, 0)
+    standard = make_scenes(3, seed=TRAIN_SEED_BASE, res=32)[0]
+    varied = make_scenes(3, seed=VARIED_SEED, res=32, dist="varied")[0]
+    assert np.array_equal(pool, np.concatenate([standard, varied]))
+    cmd = recipe.command(300, 0)
+    assert cmd.startswith(BASE_COMMAND) and "--steps 300" in cmd and "--set \"train_dist='mix'\"" in cmd
+    resumed = recipe.command(110, 0)  # the shipped fine-tune: a 260-step launch stopped after step 100, resumed
+    assert "--steps 260 " in resumed and resumed.endswith("--resume") and "--steps 110 " in resumed
+    assert SlotsSprites().command(50_500, 0) == "python -m backend.train slots-sprites --steps 50500 --seed 0"
+    assert len(SlotsSprites().phases(50_500)) == 7  # without the flag, the full path
