@@ -1,0 +1,1 @@
+"""Visual question answering over frozen representations of sprites scenes (issue 23)."""
