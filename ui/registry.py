@@ -56,6 +56,10 @@ METHOD_PAGES = [
              "Score any representation with DCI-ES: disentanglement, completeness, informativeness, explicitness, size.",
              "Eastwood et al., DCI-ES: An Extended Disentanglement Framework (ICLR 2023)",
              "https://arxiv.org/abs/2210.00364", None),
+    PageSpec("pages/vqa.py", "VQA", ":material/quiz:", "vqa",
+             "Ask questions about scenes: slots vs dense CNN features vs ground truth vs the question alone.",
+             "Karimi Mamaghan et al., Exploring the Effectiveness of Object-Centric Representations in VQA (ICLR 2025)",
+             "https://arxiv.org/abs/2407.15589", "vqa"),
 ]
 
 

@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import hashlib
 import time
-from pathlib import Path
 
 import numpy as np
 
 from backend.core.recipe import Phase, Recipe
+from backend.core.registry import RUNS_DIR
 from backend.vqa.features import FEAT_DIMS, LABELS, OBJECT_CENTRIC, extract
 from backend.vqa.questions import TYPES, encode, questions
 
 VQA_TRAIN_SEED = 2_300_000
 VQA_VAL_SEED = 23_001
 VQA_TEST_SEED = 23_002
-CACHE = Path("runs/vqa")
+CACHE = RUNS_DIR / "vqa"
 
 
 def wilson(k: float, n: int, z: float = 1.96) -> tuple[float, float]:
