@@ -8,7 +8,7 @@ import plotly.express as px
 import streamlit as st
 
 from backend.core import CheckpointError, upscale
-from backend.vqa import ANSWERS, BROWSE_SEED, LABELS, ask, report
+from backend.vqa import ANSWERS, BROWSE_SEED, LABELS, REPRESENTATIONS, ask, report
 from ui.common import header, show_error
 from ui.state import url_state
 
@@ -121,6 +121,9 @@ def show_results() -> None:
     n = rep.n_questions
     st.caption(f"Questions: {n.get('train')} training, {n.get('val')} validation, {n.get('test')} test. "
                "Bars: 95 % Wilson intervals over test questions (one training seed).")
+    missing = [LABELS[r] for r in REPRESENTATIONS if r not in reps]
+    if missing:
+        st.info("Not trained for the shipped checkpoint (CPU budget): " + ", ".join(missing) + ".")
     for t in rep.card.get("targets", []):
         (st.success if t["met"] else st.warning)(
             f"Target {t['metric']} {t['direction']} {t['threshold']}: measured {t['value']} "

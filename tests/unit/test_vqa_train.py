@@ -28,8 +28,11 @@ def test_wilson_interval_contains_proportion():
     assert lo < 0.8 < hi and hi - lo < 0.2
 
 
-def test_recipe_trains_and_evaluates_on_tiny_data():
+def test_recipe_trains_and_evaluates_on_tiny_data(tmp_path, monkeypatch):
     from backend.core.training import train
+    from backend.vqa import train as vqa_train
+
+    monkeypatch.setattr(vqa_train, "CACHE", tmp_path)
 
     r = VQARecipe(**VQARecipe.smoke)
     card = train(r, steps=12, save=False)
