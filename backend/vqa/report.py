@@ -6,7 +6,7 @@ import numpy as np
 
 from backend.vqa.features import LABELS
 
-N_UPSTREAM = 200  # test scenes on which the object-centric representations' FG-ARI is measured
+N_UPSTREAM = 100  # test scenes on which the object-centric representations' FG-ARI is measured
 
 
 def upstream_fg_ari(recipe, reps) -> dict:

@@ -4,7 +4,7 @@ Scenes: `make_scenes` sprites from a new training seed range (VQA_TRAIN_SEED, >=
 (VQA_VAL_SEED) and test (VQA_TEST_SEED) sets never trained on; 4 balanced questions per scene (`questions`).
 Features are extracted once per split and cached in runs/vqa/. Every representation's transformer (4 blocks, d=64)
 trains on the same batches (same question indices) for the same steps with the same one-cycle schedule (10 %
-warm-up to `lr`, cosine to 0): equal step budgets. Validation accuracy is logged every 1/8 of the run (accuracy vs
+warm-up to `lr`, cosine to 0): equal step budgets. Validation accuracy is logged every 1/4 of the run (accuracy vs
 steps); nothing is selected on it. The test set is evaluated once, at the end.
 """
 
@@ -74,7 +74,7 @@ class VQARecipe(Recipe):
     paper = ("Karimi Mamaghan et al., Exploring the Effectiveness of Object-Centric Representations in Visual "
              "Question Answering (ICLR 2025)")
     config = {"reps": ["question", "grid4", "slots_mask", "slots", "gt"], "n_train": 2000, "n_val": 200,
-              "n_test": 1000, "batch": 128, "lr": 1.5e-3, "d": 64, "layers": 4, "ae_steps": 600}
+              "n_test": 1000, "batch": 64, "lr": 1e-3, "d": 64, "layers": 4, "ae_steps": 600}
     default_steps = 1000
     log_every = 25
     smoke = {"n_train": 24, "n_val": 8, "n_test": 8, "batch": 16, "reps": ["question", "gt"]}
@@ -123,7 +123,7 @@ class VQARecipe(Recipe):
         tr = self.splits()["train"]
         for r, net in model.items():
             net.set_stats(tr.tokens[r])
-        self.validate_every = max(1, ctx.phase.steps // 8)
+        self.validate_every = max(1, ctx.phase.steps // 4)
         return None
 
     def batch(self, ctx):

@@ -15,7 +15,7 @@ def test_vqa_page_in_chromium(server, page):
     open_page(page, server, "vqa", "?scene=2")
     expect(page.get_by_text("True answer").first).to_be_visible(timeout=60_000)
     expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible(timeout=60_000)
-    box = page.get_by_label("Compose a question (optional)")
+    box = page.get_by_test_id("stTextInputField").first
     box.fill("how many objects are there")
     box.press("Enter")
     wait_idle(page)
