@@ -43,10 +43,14 @@ class VQAModel(LockedModel):
         super().__init__()
         self.representation, self.net, self.autoencoder = representation, net.eval(), autoencoder
 
-    def answer(self, images, texts: list, scene_of: np.ndarray, objects=None, attention: bool = False):
+    def answer(self, images, texts: list, scene_of: np.ndarray, objects=None, attention: bool = False,
+               features=None):
+        """Probabilities (Q, len(ANSWERS)); with `attention`, also [CLS] attention (Q, T) and token masks.
+        `features`: precomputed (tokens, masks) of `images` for this representation."""
         import torch
 
-        tok, masks = extract(self.representation, np.asarray(images), objects, self.autoencoder, with_masks=True)
+        tok, masks = features or extract(self.representation, np.asarray(images), objects, self.autoencoder,
+                                         with_masks=True)
         words = torch.from_numpy(np.stack([encode(t) for t in texts]))
         with self.lock, torch.inference_mode():
             probs = self.net(torch.from_numpy(tok[scene_of]), words).softmax(1).numpy()
@@ -141,8 +145,16 @@ def ask(seed: int = BROWSE_SEED, index: int = 0, question: str | None = None, re
     truth = next((a for t, a, _ in qs if t == text), None)
     t0 = time.time()
     out = Asked(images[0], objects[0], qs, text, truth, {})
+    shared = {}  # slots reuse the slots_mask pass (the same slot model, the same noise)
     for r in reps or representations():
-        probs, att, masks = load_model(r).answer(images, [text], np.zeros(1, np.int64), objects, attention=True)
+        feats = None
+        if r == "slots" and "slots_mask" in shared:
+            tok, masks = shared["slots_mask"]
+            feats = (tok[..., :FEAT_DIMS["slots"]], masks)
+        elif r == "slots_mask":
+            feats = shared[r] = extract(r, images, objects, with_masks=True)
+        probs, att, masks = load_model(r).answer(images, [text], np.zeros(1, np.int64), objects, attention=True,
+                                                 features=feats)
         out.probs[r] = probs[0]
         if r in OBJECT_CENTRIC:
             out.attention[r], out.masks[r] = att[0], masks[0]
