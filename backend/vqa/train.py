@@ -188,7 +188,7 @@ class VQARecipe(Recipe):
         return self._card_fields(metrics, table, model)
 
     def _card_fields(self, metrics, table, model):
-        from backend.vqa.report import card_fields
+        from backend.vqa.card import card_fields
 
         return card_fields(self, metrics, table, model)
 
