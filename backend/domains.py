@@ -18,6 +18,7 @@ DOMAINS = {
     "causal": "backend.causal",
     "disentangle": "backend.disentangle",
     "robustness": "backend.robustness",
+    "vqa": "backend.vqa",
 }
 
 

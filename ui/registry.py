@@ -60,6 +60,10 @@ METHOD_PAGES = [
              "Does better in-distribution accuracy carry over to shifted digits? A zoo of 238 small classifiers.",
              "Wenzel et al., Assaying Out-Of-Distribution Generalization in Transfer Learning (NeurIPS 2022)",
              "https://arxiv.org/abs/2207.09239", "robustness-zoo"),
+    PageSpec("pages/vqa.py", "VQA", ":material/quiz:", "vqa",
+             "Ask questions about scenes: slots vs dense CNN features vs ground truth vs the question alone.",
+             "Karimi Mamaghan et al., Exploring the Effectiveness of Object-Centric Representations in VQA (ICLR 2025)",
+             "https://arxiv.org/abs/2407.15589", "vqa"),
 ]
 
 
