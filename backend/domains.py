@@ -17,6 +17,7 @@ DOMAINS = {
     "apt": "backend.apt",
     "causal": "backend.causal",
     "disentangle": "backend.disentangle",
+    "diffenc": "backend.diffenc",
 }
 
 
