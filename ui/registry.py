@@ -56,6 +56,10 @@ METHOD_PAGES = [
              "Score any representation with DCI-ES: disentanglement, completeness, informativeness, explicitness, size.",
              "Eastwood et al., DCI-ES: An Extended Disentanglement Framework (ICLR 2023)",
              "https://arxiv.org/abs/2210.00364", None),
+    PageSpec("pages/diffenc.py", "DiffEnc", ":material/blur_on:", "diffenc",
+             "Watch a learned encoder reshape digits as noise grows; compare bits/dim with VDM.",
+             "Nielsen et al., DiffEnc: Variational Diffusion with a Learned Encoder (ICLR 2024)",
+             "https://arxiv.org/abs/2310.19789", "diffenc"),
 ]
 
 

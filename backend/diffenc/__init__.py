@@ -15,17 +15,23 @@ Method: Nielsen, Christensen, Dittadi, Winther, "DiffEnc: Variational Diffusion 
 from backend.diffenc.api import (
     MODELS,
     Bpd,
+    EncoderView,
     Encoding,
     Model,
     Samples,
     as_images,
     bpd,
+    bpd_all,
     comparison,
     encode,
+    encoder_view,
     load_model,
     loss_curves,
     ood_bpd,
+    ready,
     sample,
+    samples_all,
+    to_u8,
 )
 from backend.diffenc.data import font_digits, sklearn_digits, to_digit
 
@@ -40,6 +46,7 @@ def test_digits(n: int = 16, offset: int = 0):
     return imgs[offset:offset + n], labels[offset:offset + n]
 
 
-__all__ = ["MODELS", "Bpd", "Encoding", "Model", "Samples", "as_images", "bpd", "comparison", "encode",
-           "font_digits", "load_model", "loss_curves", "ood_bpd", "sample", "sklearn_digits", "test_digits",
+__all__ = ["MODELS", "Bpd", "EncoderView", "Encoding", "Model", "Samples", "as_images", "bpd", "bpd_all", "comparison",
+           "encode", "encoder_view", "samples_all", "to_u8",
+           "font_digits", "load_model", "loss_curves", "ood_bpd", "ready", "sample", "sklearn_digits", "test_digits",
            "to_digit"]

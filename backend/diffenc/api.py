@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -78,9 +80,16 @@ def load_model(name: str = "diffenc") -> Model:
     from backend.diffenc.train import MODEL_NAMES
 
     ckpt = MODEL_NAMES[_check_key(name)]
-    payload, card = load_checkpoint(ckpt, map_location="cpu")
-    net = load_weights(ckpt, CHECKPOINT_DIR)
+    directory = Path(os.environ.get("DIFFENC_CHECKPOINTS") or CHECKPOINT_DIR)
+    payload, card = load_checkpoint(ckpt, map_location="cpu", directory=directory)
+    net = load_weights(ckpt, directory)
     return Model(name, ckpt, net, card, payload.get("evaluation", {}))
+
+
+def ready() -> None:
+    """Raises ValueError naming the command to run when a shipped model is missing (the page shows it)."""
+    for key in MODELS:
+        load_model(key)
 
 
 def _model(model) -> Model:
@@ -194,3 +203,46 @@ def ood_bpd(repeats: int = 4, seed: int = 0, n: int = 64, progress=None) -> dict
             if progress is not None:
                 progress(done, total, f"{MODELS[key]} on {label}")
     return {"table": out, "examples": {k: v[:8] for k, v in sets.items()}}
+
+
+def to_u8(a: np.ndarray) -> np.ndarray:
+    """Values in [-1, 1] as grey levels 0-255."""
+    return np.clip(np.rint((np.asarray(a) + 1) * 127.5), 0, 255).astype(np.uint8)
+
+
+@dataclass
+class EncoderView:
+    """What the page shows for one digit at one t: uint8 images x, x_phi, y, the amplified x_phi - alpha^2 x
+    (the learned part; 0 at initialisation, shown around mid-grey) and a strip of x_phi over `strip_t`."""
+
+    t: float
+    log_snr: float
+    x: np.ndarray
+    x_phi: np.ndarray
+    y: np.ndarray
+    diff: np.ndarray
+    gain: float
+    strip_t: np.ndarray
+    strip: np.ndarray
+    strip_trivial: np.ndarray
+
+
+def encoder_view(image, t: float, strip_t=tuple(np.linspace(0, 1, 9).round(3))) -> EncoderView:
+    """The encoder on one digit at time t, plus x_phi over a strip of times (one batched call)."""
+    ts = np.concatenate([[float(t)], np.asarray(strip_t, np.float64)])
+    e = encode(as_images(image)[:1], ts)
+    learned = e.x_phi[0, 0] - e.trivial[0, 0]
+    gain = float(0.9 / max(np.abs(learned).max(), 1e-6))
+    return EncoderView(float(t), float(e.log_snr[0]), to_u8(e.x[0]), to_u8(e.x_phi[0, 0]), to_u8(e.y[0, 0]),
+                       to_u8(np.clip(learned * gain, -1, 1)), gain, e.t[1:], to_u8(e.x_phi[1:, 0]),
+                       to_u8(e.trivial[1:, 0]))
+
+
+def samples_all(n: int = 16, steps: int = 100, seed: int = 0, trajectory_points: int = 8) -> dict:
+    """`sample` for every model with the same seed (the same start noise and step noise): key -> Samples."""
+    return {key: sample(n, key, steps, seed, trajectory_points) for key in MODELS}
+
+
+def bpd_all(images, repeats: int = 8, seed: int = 0) -> dict:
+    """Per-image bpd of `images` under every model with the same Monte Carlo draws: key -> Bpd."""
+    return {key: bpd(images, key, repeats, seed) for key in MODELS}

