@@ -2,9 +2,13 @@
 gamma), `diffenc` (the same score network plus a learned time-dependent encoder) and `diffenc-vdm-matched`
 (a VDM whose score network has DiffEnc's total parameter count), all through the shared loop.
 
-`python -m backend.train diffenc [--steps N] [--seed S]`. Seeds 1 and 2 are trained with
-LATENTLAB_CHECKPOINTS=runs/diffenc-seedS (their weights stay out of git); the evaluation of a seed-0 model
-finds them there and puts the per-seed and paired figures on the card (`backend.diffenc.metrics`).
+    python -m backend.train diffenc-all --seed 0            # the three shipped models
+    for s in 1 2; do LATENTLAB_CHECKPOINTS=runs/diffenc-seed$s LATENTLAB_RUNS=runs/diffenc-seed$s/state \
+        python -m backend.train diffenc-all --seed $s; done  # seeds 1 and 2 (weights stay out of git)
+    python -m backend.train diffenc-all --evaluate          # cards with the per-seed and paired figures
+
+Each run's evaluation saves its per-image test bpd under its runs folder; the seed-0 evaluation reads all
+nine (`backend.diffenc.metrics.paired_comparison`) once they exist.
 """
 
 from __future__ import annotations
