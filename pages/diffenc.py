@@ -162,11 +162,7 @@ def _drawing():
         st.caption("The drawing canvas is unavailable here; upload an image instead.")
     file = st.file_uploader("…or upload a digit image (PNG/JPEG)", type=["png", "jpg", "jpeg", "bmp"],
                             key=f"{PAGE}.upload")
-    if file is None:
-        return None
-    from backend.core.uploads import load_image
-
-    return load_image(file)
+    return file
 
 
 def draw_section():

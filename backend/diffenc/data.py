@@ -111,9 +111,14 @@ def font_digits() -> np.ndarray:
 
 
 def to_digit(image) -> np.ndarray:
-    """Any grey or RGB(A) image array -> one 14x14 uint8 digit, white on black like MNIST."""
+    """Any grey or RGB(A) image array, or an uploaded image file (bytes or file-like) -> one 14x14 uint8 digit,
+    white on black like MNIST."""
     from PIL import Image
 
+    if isinstance(image, (bytes, bytearray)) or hasattr(image, "read"):
+        from backend.core.uploads import load_image
+
+        image = load_image(image)
     a = np.asarray(image)
     if a.ndim == 3 and a.shape[2] == 4:  # canvas RGBA: use the alpha-weighted grey
         a = (a[..., :3].mean(2) * (a[..., 3] / 255.0))

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def make_toy_checkpoints(directory: Path) -> Path:
+def make_toy_checkpoints(directory: Path, full_size: bool = False) -> Path:
+    """`full_size`: the shipped architectures (untrained), for timing; else 8-channel networks."""
     import numpy as np
     import torch
 
@@ -17,7 +18,7 @@ def make_toy_checkpoints(directory: Path) -> Path:
 
     directory = Path(directory)
     for name, cls in RECIPES.items():
-        recipe = cls(ch=8, n_test=16, repeats=1)
+        recipe = cls(n_test=16, repeats=1) if full_size else cls(ch=8, n_test=16, repeats=1)
         recipe.name = name
         ctx = Context(0, Phase("toy", 0), 0, 0, torch.device("cpu"), np.random.default_rng(0),
                       torch.Generator().manual_seed(0), 0)

@@ -158,3 +158,27 @@ def test_data_helpers_and_baselines():
     assert d.shape == (14, 14) and d[7, 7] > 200 and d[0, 0] == 0, "ink becomes white on black"
     with pytest.raises(ValueError, match="2-D image"):
         to_digit(np.zeros((2, 2)))
+
+
+def test_public_bpd_on_a_model_object_and_upload_bytes():
+    import io
+
+    from PIL import Image
+
+    from backend.diffenc import Model, bpd
+
+    _, de = _pair()
+    m = Model("diffenc", "diffenc", de.float(), {})
+    imgs = np.random.default_rng(1).integers(0, 256, (3, 14, 14)).astype(np.uint8)
+    r = bpd(imgs, m, repeats=2, seed=3)
+    assert r.bpd.shape == (3,) and r.draws.shape == (2, 3) and set(r.terms) == {"diffusion", "latent", "recon"}
+    assert np.allclose(r.bpd, bpd(imgs, m, repeats=2, seed=3).bpd), "same seed, same draws"
+    assert bpd(imgs[0], m, 1, 0).bpd.shape == (1,)
+    with pytest.raises(ValueError, match="repeats"):
+        bpd(imgs, m, repeats=0)
+    with pytest.raises(ValueError, match="14x14"):
+        bpd(np.zeros((2, 28, 28), np.uint8), m)
+    buf = io.BytesIO()
+    Image.fromarray(np.pad(np.full((20, 8), 255, np.uint8), 14)).save(buf, format="PNG")
+    d = to_digit(buf.getvalue())
+    assert d.shape == (14, 14) and d.max() > 100 and d[0, 0] == 0
