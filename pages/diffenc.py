@@ -189,12 +189,11 @@ def draw_section():
 
 def ood_section():
     """bpd of scikit-learn's digits and font digits beside MNIST test digits (computed on request)."""
-    if not st.button("Score out-of-distribution digits", key=f"{PAGE}.ood") or was_cancelled(f"{PAGE}.ood_cancel"):
-        if f"{PAGE}._ood" not in st.session_state:
-            return
-    else:
+    if st.button("Score out-of-distribution digits", key=f"{PAGE}.ood"):
         with running("Scoring OOD digits under 3 models", f"{PAGE}.ood_cancel") as p:
             st.session_state[f"{PAGE}._ood"] = ood_bpd(4, 0, 64, progress=p)
+    else:
+        was_cancelled(f"{PAGE}.ood_cancel")
     res = st.session_state.get(f"{PAGE}._ood")
     if res is None:
         return

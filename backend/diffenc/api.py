@@ -190,8 +190,10 @@ def comparison() -> dict:
 
 def ood_bpd(repeats: int = 4, seed: int = 0, n: int = 64, progress=None) -> dict:
     """Mean bpd of MNIST test digits, scikit-learn's digits and font-rendered digits under each model."""
+    from backend.core.progress import as_progress
     from backend.diffenc.data import font_digits, load_digits, sklearn_digits
 
+    progress = as_progress(progress)
     sets = {"MNIST test": load_digits()["test"][0][:n], "scikit-learn digits": sklearn_digits(n, seed),
             "font digits": font_digits()}
     out, total, done = {}, len(sets) * len(MODELS), 0
@@ -200,8 +202,7 @@ def ood_bpd(repeats: int = 4, seed: int = 0, n: int = 64, progress=None) -> dict
             b = bpd(imgs, key, repeats, seed).bpd
             out[(key, label)] = (float(b.mean()), float(b.std(ddof=1) / math.sqrt(len(b))))
             done += 1
-            if progress is not None:
-                progress(done, total, f"{MODELS[key]} on {label}")
+            progress.update(done, total, f"{MODELS[key]} on {label}")
     return {"table": out, "examples": {k: v[:8] for k, v in sets.items()}}
 
 

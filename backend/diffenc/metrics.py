@@ -35,6 +35,9 @@ def bpd_terms(model, images: np.ndarray, repeats: int = 8, seed: int = 0, chunk:
     imgs = np.asarray(images, np.uint8)
     if imgs.ndim != 3:
         raise ValueError("Images must be an (N, 14, 14) array of grey levels 0-255.")
+    from backend.core.progress import as_progress
+
+    progress = as_progress(progress)
     x = to_unit(torch.from_numpy(imgs)[:, None])
     per_dim = math.log(2) * x[0].numel()
     draws = crn_draws(len(imgs), repeats, seed, imgs.shape[-1])
@@ -45,8 +48,7 @@ def bpd_terms(model, images: np.ndarray, repeats: int = 8, seed: int = 0, chunk:
             terms = diffusion_terms(model, x[sl], t[sl], eps[sl])
             for k in TERMS:
                 sums[k][r, sl] = terms[k].detach().numpy() / per_dim
-        if progress is not None:
-            progress(r + 1, repeats, f"Monte Carlo draw {r + 1}/{repeats}")
+        progress.update(r + 1, repeats, f"Monte Carlo draw {r + 1}/{repeats}")
     draws_bpd = sum(sums[k] for k in TERMS)
     return {"bpd": draws_bpd.mean(0), "bpd_draws": draws_bpd, **{k: v.mean(0) for k, v in sums.items()}}
 

@@ -49,6 +49,10 @@ def test_default_view_url_settings_and_slider(toy):
     at.slider(key="diffenc.t").set_value(0.2).run()
     assert not at.exception
     assert "t = 0.20" in " ".join(m.value for m in at.markdown)
+    at.button(key="diffenc.ood").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    ood = at.dataframe[-1].value
+    assert set(ood.index) == {"MNIST test", "scikit-learn digits", "font digits"} and ood.shape[1] == 3
 
 
 def test_missing_checkpoint_is_an_actionable_error(tmp_path, monkeypatch):
