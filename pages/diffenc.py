@@ -116,7 +116,7 @@ def numbers_section():
     if "diffenc" in curves and "vdm-matched" in curves:
         fig.add_scatter(x=curves["diffenc"][0], y=curves["diffenc"][1] - curves["vdm-matched"][1], yaxis="y2",
                         name="DiffEnc − matched VDM", line={"dash": "dot"})
-    fig.update_layout(title="Diffusion loss against t (200 test digits, same noise)", xaxis_title="t",
+    fig.update_layout(title="Diffusion loss against t (100 test digits, same noise)", xaxis_title="t",
                       yaxis_title="bits/dim integrand", yaxis2={"overlaying": "y", "side": "right",
                                                                 "title": "difference"}, height=360)
     left.plotly_chart(fig, width="stretch", key=f"{PAGE}.curve")

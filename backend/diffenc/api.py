@@ -167,7 +167,7 @@ def sample(n: int = 16, model="diffenc", steps: int = 200, seed: int = 0, trajec
 
 
 def loss_curves() -> dict:
-    """The diffusion loss (bits/dim) against t on 200 test digits, per model, from the shipped evaluations."""
+    """The diffusion loss (bits/dim) against t on 100 test digits, per model, from the shipped evaluations."""
     out = {}
     for key in MODELS:
         ev = load_model(key).evaluation

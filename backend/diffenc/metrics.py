@@ -158,7 +158,7 @@ def evaluate_card(recipe, model) -> dict:
     limitations = ["Trained a few thousand steps with a ~50k-parameter network on a shared CPU: far from converged, "
                    "so the absolute bpd is much worse than a long run would give."]
     comp = paired_comparison(test, c["repeats"], c["eval_seed"]) if n == N_FULL_TEST else None
-    evaluation = {"t_grid": T_GRID.tolist(), "loss_vs_t": loss_vs_t(model, test[:200], c["eval_seed"]).tolist()}
+    evaluation = {"t_grid": T_GRID.tolist(), "loss_vs_t": loss_vs_t(model, test[:100], c["eval_seed"]).tolist()}
     if comp is not None:
         metrics["per_seed_test_bpd"] = {f"{k}_seed{i}": v for k, vals in comp["per_seed_bpd"].items()
                                         for i, v in enumerate(vals)}
