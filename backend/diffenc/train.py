@@ -26,9 +26,9 @@ class _Base(Recipe):
     data = DATA
     config = {"ch": 16, "blocks": 1, "enc_ch": 0, "enc_layers": 1, "batch": 32, "lr": 2e-3, "warmup": 30,
               "final_lr_frac": 0.05, "repeats": 8, "eval_seed": 1234, "n_test": 1000}
-    default_steps = 500
+    default_steps = 4000
     ema = 0.999
-    save_every = 100
+    save_every = 200
     log_every = 50
     smoke = {"ch": 8, "batch": 8, "repeats": 1, "n_test": 16}
 
