@@ -19,6 +19,7 @@ DOMAINS = {
     "disentangle": "backend.disentangle",
     "robustness": "backend.robustness",
     "vqa": "backend.vqa",
+    "diffenc": "backend.diffenc",
 }
 
 

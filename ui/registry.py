@@ -64,6 +64,10 @@ METHOD_PAGES = [
              "Ask questions about scenes: slots vs dense CNN features vs ground truth vs the question alone.",
              "Karimi Mamaghan et al., Exploring the Effectiveness of Object-Centric Representations in VQA (ICLR 2025)",
              "https://arxiv.org/abs/2407.15589", "vqa"),
+    PageSpec("pages/diffenc.py", "DiffEnc", ":material/blur_on:", "diffenc",
+             "Watch a learned encoder reshape digits as noise grows; compare bits/dim with VDM.",
+             "Nielsen et al., DiffEnc: Variational Diffusion with a Learned Encoder (ICLR 2024)",
+             "https://arxiv.org/abs/2310.19789", "diffenc"),
 ]
 
 
