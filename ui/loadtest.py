@@ -181,6 +181,24 @@ async def _round(base: str, n: int, actions: int, timeout_s: float, out: list, e
         await browser.close()
 
 
+def _run_async(fn, *args) -> None:
+    """`asyncio.run(fn(*args))` in a thread of its own: the caller may already run an event loop (a test
+    session's sync Playwright does), and asyncio.run refuses to start inside one."""
+    failure = []
+
+    def target():
+        try:
+            asyncio.run(fn(*args))
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            failure.append(e)
+
+    t = threading.Thread(target=target, name="loadtest")
+    t.start()
+    t.join()
+    if failure:
+        raise failure[0]
+
+
 def _pct(values: list, q: float) -> float:
     v = sorted(values)
     if not v:
@@ -201,7 +219,7 @@ def run(sessions=(1, 4, 8), actions: int = 2, timeout: float = 600, warm: bool =
     try:
         if warm:
             t0, errors = time.perf_counter(), []
-            asyncio.run(_warm(base, timeout, errors))
+            _run_async(_warm, base, timeout, errors)
             rows.append({"bench": "serve: warm-up (each page opened once, alone)", "sessions": 1, "runs": len(PAGES),
                          "wall_s": time.perf_counter() - t0, "peak_rss_mb": _rss_mb(proc.pid),
                          "exceptions": len(errors), "errors": "; ".join(errors)[:500] or None})
@@ -209,7 +227,7 @@ def run(sessions=(1, 4, 8), actions: int = 2, timeout: float = 600, warm: bool =
             out, errors = [], []
             t0 = time.perf_counter()
             with _PeakRss(proc.pid) as rss:
-                asyncio.run(_round(base, n, actions, timeout, out, errors))
+                _run_async(_round, base, n, actions, timeout, out, errors)
             lat = [x[2] for x in out]
             rows.append({"bench": f"serve: {n} session(s) at once", "sessions": n, "runs": len(lat),
                          "p50_s": _pct(lat, 0.5), "p95_s": _pct(lat, 0.95), "max_s": max(lat, default=float("nan")),
