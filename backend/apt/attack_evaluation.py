@@ -25,7 +25,7 @@ COUNTING = ("rates among images whose original (and, for APT, pivot) the attacke
             "fooled-and-kept: the classifier is wrong and the independent judge still reads the true class")
 GRID_KEYS = ("adv_weight", "realism_weight", "lr")
 EVAL_CONFIG = {"n_eval": 100, "eval_seed": 1, "n_val": 30, "val_seed": 2, "val_classifier": "robust", "min_ssim": 0.75,
-               "grid": {"adv_weight": [0.1, 0.3, 1.0], "realism_weight": [0.0, 0.3, 1.0], "lr": [3e-4, 1e-3]},
+               "grid": {"adv_weight": [0.1, 0.3, 1.0], "realism_weight": [0.0, 0.3, 1.0], "lr": [1e-4, 3e-4, 1e-3]},
                "steps_grid": [100], "eps": 0.1, "pgd_eps": [0.05, 0.1, 0.2, 0.3], "pgd_steps": 40,
                "apt_steps": None, "inv_steps": None}
 
