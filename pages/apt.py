@@ -22,7 +22,7 @@ CHOICES = {"eps": [0.05, 0.1, 0.2, 0.3], "lr": [0.0001, 0.0002, 0.0003, 0.0005, 
 NAMES = {"cnn": "CNN", "mlp": "MLP", "robust": "Robust CNN (PGD-trained)"}
 TARGETS = ["untargeted", *map(str, DIGITS)]
 DEFAULTS = {"source": SOURCES[0], "index": 0, "gen_label": 3, "gen_seed": 0, "label": 0, "classifier": "cnn",
-            "target": "untargeted", "mode": "apt", "steps": 300, "adv_weight": 0.1, "lr": 0.0003, "reg_weight": 1.0,
+            "target": "untargeted", "mode": "apt", "steps": 300, "adv_weight": 0.1, "lr": 0.0001, "reg_weight": 1.0,
             "realism_weight": 0.0, "eps": 0.1, "seed": 0, "batch_n": 5}
 
 header(

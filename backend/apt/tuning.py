@@ -31,7 +31,7 @@ from backend.core.progress import as_progress
 @dataclass
 class APTSettings:
     steps: int = 300            # max tuning steps (early stop at the first fooling image)
-    lr: float = 3e-4            # Adam on the generator weights (PTI's 3e-4)
+    lr: float = 1e-4            # Adam on the generator weights (chosen on validation; PTI uses 3e-4)
     adv_weight: float = 0.1     # fooling term: the sweep's smallest weight that fools CNN and robust CNN on 100 %
     rec_weight: float = 1.0     # MSE(G'(w_p), x), [-1, 1] units
     perc_weight: float = 1.0    # perceptual distance in P's features
