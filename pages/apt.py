@@ -22,7 +22,7 @@ CHOICES = {"eps": [0.05, 0.1, 0.2, 0.3], "lr": [0.0001, 0.0002, 0.0003, 0.0005, 
 NAMES = {"cnn": "CNN", "mlp": "MLP", "robust": "Robust CNN (PGD-trained)"}
 TARGETS = ["untargeted", *map(str, DIGITS)]
 DEFAULTS = {"source": SOURCES[0], "index": 0, "gen_label": 3, "gen_seed": 0, "label": 0, "classifier": "cnn",
-            "target": "untargeted", "mode": "apt", "steps": 300, "adv_weight": 0.1, "lr": 0.0003, "reg_weight": 1.0,
+            "target": "untargeted", "mode": "apt", "steps": 300, "adv_weight": 0.1, "lr": 0.0001, "reg_weight": 1.0,
             "realism_weight": 0.0, "eps": 0.1, "seed": 0, "batch_n": 5}
 
 header(
@@ -37,8 +37,8 @@ header(
 2. **Tune.** Copy G and optimise its *weights* with w_p fixed, x' = G'(w_p, y), stopping at the first x' that
    fools the classifier C: `L = MSE(x', x) + d_P(x', x) + locality·MSE(G'(w_r, y_r), G(w_r, y_r))
    + λ·max(z_y − max_{k≠y} z_k, −0.5) + realism·(−D(x', y))`, z = C(x'), w_r = w_p + 3·(z_r − w_p)/‖z_r − w_p‖
-   (PTI's locality term), D the discriminator trained with G (the paper's L_PG, conditioned on y; the paper's
-   code uses a random class). 3. **Judge**: an RBF-SVM on the 8×8 digits, never used by the attack, re-reads x'.
+   (PTI's locality term), D a discriminator fitted afterwards to the frozen G's outputs (the paper's L_PG
+   uses the GAN's jointly trained D and a random class). 3. **Judge**: an RBF-SVM on the 8×8 digits, never used by the attack, re-reads x'.
 
 G: a cVAE decoder (8×8 digits upsampled to 32×32); d_P: a project-trained digit CNN. **No guarantee** on the
 size of the change (APT is not norm-bounded) or that the class is kept: the judge measures that, G does not promise it.
@@ -119,7 +119,7 @@ def attack_controls(s) -> AttackSettings:
     a2.select_slider("Locality weight", CHOICES["reg_weight"], key=s.key("reg_weight"),
                      help="Keeps G' ≈ G at other latents (pivotal tuning's regulariser).")
     a3.select_slider("Realism weight", CHOICES["realism_weight"], key=s.key("realism_weight"),
-                     help="Weight of −D(x', y), the discriminator trained with G; 0 drops the term.")
+                     help="Weight of −D(x', y), a discriminator fitted to the frozen G's outputs; 0 drops the term.")
     c_str.number_input("Seed", 0, 10_000, step=1, key=s.key("seed"))
     s.sync()
     return AttackSettings.from_values(s.values())

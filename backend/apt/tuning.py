@@ -4,8 +4,9 @@ APT: (1) invert the image into a pivot latent w_p of the frozen generator (encod
 MSE + perceptual distance); (2) copy the generator and tune its *weights* with w_p fixed so that
 G'(w_p, y) fools the classifier, while staying close to the image (MSE + perceptual distance) and
 keeping G' ≈ G at other latents (PTI's locality regulariser at w_r = w_p + α·(z − w_p)/‖z − w_p‖) and
-realistic under the discriminator D trained with G (the paper's L_PG; here the generator hinge term
-−D(G'(w_p), y) conditioned on the digit's own class). The full loss per step:
+realistic under a discriminator D (the paper's L_PG uses the GAN's jointly trained D; here D is fitted
+afterwards to the frozen G's outputs, and the term is the generator hinge −D(G'(w_p), y) conditioned on the
+digit's own class). The full loss per step:
 
     L = rec·MSE(x', x) + perc·d_P(x', x) + reg·MSE(G'(w_r, y_r), G(w_r, y_r))
         + adv·max(margin(C(x'), y), −κ) + realism·(−D(x', y)),        x' = G'(w_p, y)
@@ -30,7 +31,7 @@ from backend.core.progress import as_progress
 @dataclass
 class APTSettings:
     steps: int = 300            # max tuning steps (early stop at the first fooling image)
-    lr: float = 3e-4            # Adam on the generator weights (PTI's 3e-4)
+    lr: float = 1e-4            # Adam on the generator weights (chosen on validation; PTI uses 3e-4)
     adv_weight: float = 0.1     # fooling term: the sweep's smallest weight that fools CNN and robust CNN on 100 %
     rec_weight: float = 1.0     # MSE(G'(w_p), x), [-1, 1] units
     perc_weight: float = 1.0    # perceptual distance in P's features
