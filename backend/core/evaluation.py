@@ -31,7 +31,8 @@ CARD_FIELDS = ("metrics", "baselines", "targets", "headline", "readout", "limita
 
 def make_card(recipe: Recipe, result: dict, command: str, device: str, steps: int, wall_time_s: float) -> ModelCard:
     return ModelCard(name=recipe.name, title=recipe.title, paper=recipe.paper, data=recipe.data,
-                     config=dict(recipe.config), command=command, device=device, steps=int(steps),
+                     config=dict(recipe.config), command=command, device=device,
+                     steps=int(result.get("steps", steps)),  # a recipe that trains inside `evaluate` counts its own
                      wall_time_s=round(float(wall_time_s), 1),
                      **{k: result[k] for k in CARD_FIELDS if k in result})
 

