@@ -29,7 +29,8 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ["slots", "video", "disentangle", "causal", "apt", "cells", "models", ""]  # "" is the home page
+PAGES = ["slots", "video", "disentangle", "causal", "apt", "cells", "models", "", "vqa", "diffenc",
+         "robustness"]  # "" is the home page; N sessions open the first N (cycling beyond 11)
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -37,7 +38,7 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
 ]
 _TITLE = '[data-testid="stMain"] h1, [data-testid="stException"]'  # a page drew its title, or failed before it
-_SEED_BOX = 'input[aria-label*="seed" i][type="number"], input[aria-label*="Seed"]'
+_SEED_BOX = 'input[type="number"][aria-label*="seed" i]'
 
 
 def _free_port() -> int:

@@ -34,7 +34,7 @@ class ZooRecipe(Recipe):
     def build(self, ctx):
         import torch
 
-        return torch.nn.Linear(1, 1)  # placeholder: the zoo's own loop has no steps
+        return torch.nn.Linear(1, 1)  # the loop needs a module; the zoo has no weights of its own (members train in `evaluate`)
 
     def phases(self, steps: int) -> list[Phase]:
         return [Phase("members", 0)]
